@@ -42,6 +42,19 @@ func (p *Publish) flags() byte {
 
 // Append appends the encoded PUBLISH to b.
 func (p *Publish) Append(b []byte) ([]byte, error) {
+	b, err := p.AppendHeader(b)
+	if err != nil {
+		return b, err
+	}
+	return append(b, p.Payload...), nil
+}
+
+// AppendHeader appends all of p but its payload: the fixed header (whose
+// Remaining Length counts the payload), the topic, the Packet Identifier and
+// the properties. Writing these bytes followed by p.Payload gives exactly
+// what Append gives; a server uses it to share one payload among many
+// subscribers.
+func (p *Publish) AppendHeader(b []byte) ([]byte, error) {
 	if p.QoS > 2 {
 		return b, malformed("PUBLISH with QoS 3") // [MQTT-3.3.1-4]
 	}
@@ -71,7 +84,7 @@ func (p *Publish) Append(b []byte) ([]byte, error) {
 	if p.Version.Is5() {
 		b = p.Props.append(b)
 	}
-	return append(b, p.Payload...), nil
+	return b, nil
 }
 
 // Decode decodes a PUBLISH for p.Version. It does not allocate once p's

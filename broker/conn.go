@@ -1,0 +1,301 @@
+package broker
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// closeFlushTimeout bounds how long a closing connection waits for its last
+// packets (e.g. a DISCONNECT) to be written.
+const closeFlushTimeout = time.Second
+
+// closeCause says why a connection ended; it decides the Will Message, the
+// DISCONNECT sent and the exit counter.
+type closeCause struct {
+	code     packet.ReasonCode // the reason code sent, received, or that applies
+	reason   string            // for the log and the Reason String
+	normal   bool              // the client sent DISCONNECT 0x00: discard the Will
+	takeover bool              // another connection took the session over
+	shutdown bool              // the server is shutting down
+	err      error             // the I/O or protocol error, if any
+}
+
+// conn is one client network connection.
+type conn struct {
+	// immutable
+	srv      *Server
+	nc       net.Conn
+	remote   string
+	listener string
+	w        *writer
+	done     chan struct{} // closed when the connection has finished
+
+	// owned by the read loop
+	r           *packet.Reader
+	log         *slog.Logger
+	deadline    time.Time     // the read deadline last set on nc
+	readTimeout time.Duration // keep alive x multiplier; 0: none
+	lastPacket  time.Time     // when the last complete packet arrived
+	sess        *session
+	aliasesIn   map[uint16]string // topic aliases set by the client
+	pub         packet.Publish    // reused decode targets
+	ack         packet.Ack
+	route       routeScratch
+	willAfterClose bool
+
+	// set during CONNECT before the connection is attached to its session,
+	// then read-only: other goroutines read them under the session's lock
+	version     packet.Version
+	clientID    string
+	client      Client
+	maxOut      int    // the client's Maximum Packet Size; 0: no limit
+	aliasMaxOut uint16 // the client's Topic Alias Maximum
+	problemInfo bool   // Request Problem Information (5.0), default true
+	sendQuota   int    // how many QoS 1/2 messages may be in flight to the client
+
+	connacked atomic.Bool // CONNACK with Success has been queued
+
+	mu sync.Mutex
+	// guarded by mu
+	cause *closeCause // the first reason the connection is closing
+}
+
+func newConn(srv *Server, nc net.Conn, listener string) *conn {
+	c := &conn{
+		srv:         srv,
+		nc:          nc,
+		remote:      nc.RemoteAddr().String(),
+		listener:    listener,
+		done:        make(chan struct{}),
+		problemInfo: true,
+	}
+	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
+	return c
+}
+
+// Read implements io.Reader for the packet.Reader: before every read from
+// the network it sets the deadline that applies now — the connect timeout
+// before CONNECT, then the keep alive measured from the last complete
+// packet ([MQTT-3.1.2-22]). A deadline is a runtime timer: nothing scans
+// the connections.
+func (c *conn) Read(p []byte) (int, error) {
+	var d time.Time
+	if c.readTimeout > 0 {
+		d = c.lastPacket.Add(c.readTimeout)
+	} else if c.sess == nil {
+		d = c.lastPacket.Add(c.srv.opts.ConnectTimeout)
+	}
+	if !d.Equal(c.deadline) {
+		c.nc.SetReadDeadline(d)
+		c.deadline = d
+	}
+	return c.nc.Read(p)
+}
+
+// serve is the connection's read loop, the only goroutine that reads from it.
+func (c *conn) serve() {
+	c.log = c.srv.log.With("remote", c.remote)
+	c.lastPacket = time.Now()
+	c.r = packet.NewReader(c)
+	c.r.Pool = c.srv.bufPool
+	c.r.MaxSize = c.srv.opts.MaxPacketSize
+	cause := c.readLoop()
+	c.finish(cause)
+}
+
+func (c *conn) readLoop() closeCause {
+	h, body, err := c.r.Next()
+	if err != nil {
+		return c.readError(err, false)
+	}
+	c.lastPacket = time.Now()
+	if h.Type != packet.CONNECT {
+		// [MQTT-3.1.0-1]: the first packet must be CONNECT; close without CONNACK.
+		return c.protocolFailure(&packet.Error{Code: packet.ProtocolError, Reason: "first packet is " + h.Type.String() + ", not CONNECT"})
+	}
+	if cause, ok := c.handleConnect(h, body); !ok {
+		return cause
+	}
+	for {
+		h, body, err := c.r.Next()
+		if err != nil {
+			return c.readError(err, true)
+		}
+		c.lastPacket = time.Now()
+		if cause, done := c.handle(h, body); done {
+			return cause
+		}
+	}
+}
+
+// readError turns a read failure into a close cause. connected says whether
+// CONNECT was processed.
+func (c *conn) readError(err error, connected bool) closeCause {
+	var pe *packet.Error
+	switch {
+	case errors.As(err, &pe):
+		if !connected && pe.Code == packet.PacketTooLarge {
+			c.refuse(packet.PacketTooLarge, pe.Reason, packet.V5)
+		}
+		return c.protocolFailure(err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !connected {
+			c.srv.Stats.ConnectTimeouts.Add(1)
+			c.log.Info("no CONNECT in time; closing", "connect_timeout", c.srv.opts.ConnectTimeout)
+			return closeCause{code: packet.MaximumConnectTime, reason: "connect timeout", err: err}
+		}
+		c.srv.Stats.KeepAliveTimeouts.Add(1)
+		c.log.Info("keep alive timeout; closing", "keep_alive_timeout", c.readTimeout)
+		c.sendDisconnect(packet.KeepAliveTimeout, "keep alive timeout")
+		return closeCause{code: packet.KeepAliveTimeout, reason: "keep alive timeout", err: err}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed):
+		return closeCause{code: packet.UnspecifiedError, reason: "connection closed by peer", err: err}
+	}
+	return closeCause{code: packet.UnspecifiedError, reason: "read failed", err: err}
+}
+
+// protocolFailure handles a malformed packet or protocol violation found on
+// the connection: one log line, a DISCONNECT with the reason code for MQTT 5
+// clients once connected, and the close. This is the one place where a
+// protocol error ends a connection.
+func (c *conn) protocolFailure(err error) closeCause {
+	code := packet.CodeOf(err, packet.ProtocolError)
+	c.srv.Stats.ProtocolErrors.Add(1)
+	c.log.Warn("protocol error; closing", "code", code, "err", err)
+	reason := err.Error()
+	var pe *packet.Error
+	if errors.As(err, &pe) {
+		reason = pe.Reason
+	}
+	c.sendDisconnect(code, reason)
+	return closeCause{code: code, reason: reason, err: err}
+}
+
+// sendDisconnect queues a DISCONNECT for an MQTT 5 client that has been
+// sent its CONNACK, and marks the writer closed after it.
+func (c *conn) sendDisconnect(code packet.ReasonCode, reason string) {
+	if !c.connacked.Load() || !c.version.Is5() {
+		return
+	}
+	d := packet.Disconnect{Version: packet.V5, ReasonCode: code}
+	if c.problemInfo && reason != "" && packet.ValidString(reason) {
+		d.Props.ReasonString = reason
+	}
+	if !code.ValidFor(packet.DISCONNECT) {
+		d.ReasonCode = packet.UnspecifiedError
+	}
+	c.send(&d)
+}
+
+// send queues a control packet. It reports false if the connection's writer
+// is closed or the packet cannot be encoded.
+func (c *conn) send(p packet.Packet) bool {
+	b, ok := c.w.begin()
+	if !ok {
+		return false
+	}
+	start := len(b)
+	b, err := p.Append(b)
+	if err != nil {
+		c.w.abort()
+		c.log.Error("cannot encode packet", "type", p.Type(), "err", err)
+		return false
+	}
+	c.w.commit(b, start, nil)
+	return true
+}
+
+// setCause records why the connection closes; the first cause wins. It
+// reports whether this call set it.
+func (c *conn) setCause(cause closeCause) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cause != nil {
+		return false
+	}
+	c.cause = &cause
+	return true
+}
+
+func (c *conn) getCause() closeCause {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.cause
+}
+
+// closeNow flushes what is queued (bounded) and closes the network
+// connection. Safe from any goroutine, any number of times.
+func (c *conn) closeNow() {
+	c.w.close(min(closeFlushTimeout, c.srv.opts.WriteTimeout))
+	c.nc.Close()
+}
+
+// errSlowConsumer closes a connection whose pending writes stayed above the
+// high-water mark for the whole write timeout.
+var errSlowConsumer = errors.New("client not reading: write buffer stayed full")
+
+// writeFailed is called by the writer when a write fails or times out, and
+// by publishers that waited too long for this connection to drain.
+func (c *conn) writeFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errSlowConsumer) {
+		c.srv.Stats.SlowConsumers.Add(1)
+		if c.setCause(closeCause{code: packet.UnspecifiedError, reason: "write timeout: client not reading", err: err}) {
+			c.log.Warn("slow consumer: write timed out; closing", "write_timeout", c.srv.opts.WriteTimeout)
+		}
+	}
+	c.nc.Close()
+}
+
+// finish runs when the read loop ends: it closes the connection, hands the
+// session and its Will to the liveness rules, and accounts for the exit.
+func (c *conn) finish(cause closeCause) {
+	c.setCause(cause)
+	cause = c.getCause()
+	// The session and its Will are handled before the last bytes are
+	// flushed: a dead peer that does not read must not delay the Will.
+	if c.connacked.Load() {
+		c.srv.connGone(c, cause)
+	}
+	c.closeNow()
+	c.srv.Stats.countExit(cause.code)
+	if c.connacked.Load() && !cause.normal && !cause.takeover && !cause.shutdown {
+		c.log.Info("connection lost", "code", cause.code, "reason", cause.reason, "err", cause.err)
+	}
+	c.srv.forgetConn(c)
+	close(c.done)
+}
+
+// takeOver is called, under the client id lock, when a new connection claims
+// this connection's client identifier: DISCONNECT 0x8E for MQTT 5, then
+// close ([MQTT-3.1.4-3]). The session has already been detached.
+func (c *conn) takeOver() {
+	c.setCause(closeCause{code: packet.SessionTakenOver, reason: "session taken over", takeover: true})
+	c.sendDisconnect(packet.SessionTakenOver, "session taken over by another connection")
+	c.closeNow()
+}
+
+// beginShutdown is the first step of a server shutdown for this
+// connection: it records the cause and hands the session to the liveness
+// rules while the other connections are still open, so that Will Messages
+// published now still reach their subscribers.
+func (c *conn) beginShutdown() {
+	cause := closeCause{code: packet.ServerShuttingDown, reason: "server shutting down", shutdown: true}
+	if c.setCause(cause) && c.connacked.Load() {
+		c.srv.connGone(c, cause)
+	}
+}
+
+// endShutdown is the second step: DISCONNECT 0x8B to MQTT 5 clients
+// (section 3.14: the server may send DISCONNECT before closing), then close.
+func (c *conn) endShutdown() {
+	c.sendDisconnect(packet.ServerShuttingDown, "server shutting down")
+	c.closeNow()
+}

@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): no packet for 1.5 x Keep
+// Alive closes the connection. On the fake clock the close comes exactly at
+// 1.5 s after the last packet, not rounded to seconds.
+func TestKeepAliveExact(t *testing.T) {
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := New(Options{Logger: testLogger(t)})
+				defer srv.Close()
+				tc, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "ka", KeepAlive: 2})
+				start := time.Now()
+				// Activity at 2.5 s pushes the deadline to 2.5 + 3 s.
+				time.Sleep(2500 * time.Millisecond)
+				tc.send(&packet.Pingreq{})
+				if _, ok := tc.next(time.Second).(*packet.Pingresp); !ok {
+					t.Fatal("want PINGRESP") // [MQTT-3.12.4-1]
+				}
+				if v == packet.V5 {
+					tc.wantDisconnect(packet.KeepAliveTimeout)
+				} else {
+					tc.wantClosed()
+				}
+				if got, want := time.Since(start), 5500*time.Millisecond; got != want {
+					t.Fatalf("closed after %v, want exactly %v", got, want)
+				}
+				if n := srv.Stats.KeepAliveTimeouts.Load(); n != 1 {
+					t.Fatalf("KeepAliveTimeouts = %d, want 1", n)
+				}
+			})
+		})
+	}
+}
+
+// Any packet, not only PINGREQ, counts as activity.
+func TestKeepAliveAnyPacketIsActivity(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(Options{Logger: testLogger(t)})
+		defer srv.Close()
+		tc, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "ka", KeepAlive: 1})
+		start := time.Now()
+		for i := 0; i < 5; i++ {
+			time.Sleep(1400 * time.Millisecond)
+			tc.publish("t", "x", 0, false, 0)
+		}
+		tc.wantDisconnect(packet.KeepAliveTimeout)
+		if got, want := time.Since(start), 5*1400*time.Millisecond+1500*time.Millisecond; got != want {
+			t.Fatalf("closed after %v, want %v", got, want)
+		}
+	})
+}
+
+// keepalive_multiplier, and EMQX's keepalive_backoff as multiplier 2 x b.
+func TestKeepAliveMultiplier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(Options{Logger: testLogger(t), KeepAliveMultiplier: 2})
+		defer srv.Close()
+		tc, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "ka", KeepAlive: 3})
+		start := time.Now()
+		tc.wantDisconnect(packet.KeepAliveTimeout)
+		if got := time.Since(start); got != 6*time.Second {
+			t.Fatalf("closed after %v, want 6s", got)
+		}
+	})
+}
+
+// Keep Alive 0 turns the mechanism off ([MQTT-3.1.2-?]: section 3.1.2.10).
+func TestKeepAliveZeroNeverTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(Options{Logger: testLogger(t)})
+		defer srv.Close()
+		tc, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "ka"})
+		tc.wantNothing(time.Hour)
+	})
+}
+
+// server_keepalive overrides the client's value and is sent in CONNACK
+// ([MQTT-3.2.2-21]); 3.x clients keep their own value.
+func TestServerKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(Options{Logger: testLogger(t), ServerKeepAlive: 4 * time.Second})
+		defer srv.Close()
+		tc, ack := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "v5", KeepAlive: 60})
+		if !ack.Props.Has(packet.PropServerKeepAlive) || ack.Props.ServerKeepAlive != 4 {
+			t.Fatalf("CONNACK Server Keep Alive = %v (present %v), want 4", ack.Props.ServerKeepAlive, ack.Props.Has(packet.PropServerKeepAlive))
+		}
+		start := time.Now()
+		tc.wantDisconnect(packet.KeepAliveTimeout)
+		if got := time.Since(start); got != 6*time.Second {
+			t.Fatalf("closed after %v, want 6s", got)
+		}
+
+		tc3, _ := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "v3", KeepAlive: 10})
+		start = time.Now()
+		tc3.wantClosed()
+		if got := time.Since(start); got != 15*time.Second {
+			t.Fatalf("3.1.1 client closed after %v, want its own 1.5 x 10s", got)
+		}
+	})
+}
+
+// max_keepalive clamps larger values and 0: told to 5.0 clients with Server
+// Keep Alive, applied silently to 3.1.1 clients, which are never refused.
+func TestMaxKeepAlive(t *testing.T) {
+	cases := []struct {
+		v          packet.Version
+		ka         uint16
+		wantServer bool // CONNACK carries Server Keep Alive
+		closeAfter time.Duration
+	}{
+		{packet.V5, 100, true, 15 * time.Second},
+		{packet.V5, 0, true, 15 * time.Second},
+		{packet.V5, 4, false, 6 * time.Second},
+		{packet.V311, 100, false, 15 * time.Second},
+		{packet.V311, 0, false, 15 * time.Second},
+		{packet.V311, 4, false, 6 * time.Second},
+	}
+	for _, c := range cases {
+		synctest.Test(t, func(t *testing.T) {
+			srv := New(Options{Logger: testLogger(t), MaxKeepAlive: 10 * time.Second})
+			defer srv.Close()
+			tc, ack := pipeConnect(t, srv, c.v, packet.Connect{ClientID: "c", KeepAlive: c.ka})
+			if got := ack.Props.Has(packet.PropServerKeepAlive); got != c.wantServer || got && ack.Props.ServerKeepAlive != 10 {
+				t.Fatalf("%s ka=%d: Server Keep Alive present=%v value=%d", c.v, c.ka, got, ack.Props.ServerKeepAlive)
+			}
+			start := time.Now()
+			tc.wantNothingUntilClose()
+			if got := time.Since(start); got != c.closeAfter {
+				t.Fatalf("%s ka=%d: closed after %v, want %v", c.v, c.ka, got, c.closeAfter)
+			}
+		})
+	}
+}
+
+// wantNothingUntilClose reads until the connection ends, accepting only a
+// DISCONNECT 0x8D (5.0) on the way.
+func (tc *tester) wantNothingUntilClose() {
+	tc.t.Helper()
+	for {
+		p, err := tc.read(24 * time.Hour)
+		if err != nil {
+			return
+		}
+		if d, ok := p.(*packet.Disconnect); !ok || d.ReasonCode != packet.KeepAliveTimeout {
+			tc.t.Fatalf("unexpected %s", p.Type())
+		}
+	}
+}
+
+// connect_timeout: a connection that sends no CONNECT, or half of one, is
+// closed when it expires.
+func TestConnectTimeout(t *testing.T) {
+	for _, name := range []string{"nothing", "half CONNECT"} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := New(Options{Logger: testLogger(t), ConnectTimeout: 3 * time.Second})
+				defer srv.Close()
+				tc := pipeTester(t, srv, packet.V5)
+				start := time.Now()
+				if name == "half CONNECT" {
+					b, _ := (&packet.Connect{Version: packet.V5, ClientID: "x"}).Append(nil)
+					time.Sleep(time.Second)
+					tc.sendRaw(b[:len(b)-3])
+				}
+				tc.wantClosed()
+				if got := time.Since(start); got != 3*time.Second {
+					t.Fatalf("closed after %v, want 3s", got)
+				}
+				if n := srv.Stats.ConnectTimeouts.Load(); n != 1 {
+					t.Fatalf("ConnectTimeouts = %d", n)
+				}
+			})
+		})
+	}
+}
+
+// The same keep alive over real TCP on the real clock, within bounds that
+// hold on a loaded machine (precision is shown by the synctest tests above
+// and by BenchmarkKeepAlivePrecision).
+func TestKeepAliveRealClock(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, Options{})
+	tc, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "ka", KeepAlive: 1})
+	start := time.Now()
+	tc.wantDisconnect(packet.KeepAliveTimeout)
+	within(t, "keep-alive close", time.Since(start), 1450*time.Millisecond, 2200*time.Millisecond)
+}

@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// pipeTester connects to srv over net.Pipe: inside a testing/synctest bubble
+// this runs the real connection code on the fake clock, so liveness timing
+// is asserted exactly.
+func pipeTester(t testing.TB, srv *Server, v packet.Version) *tester {
+	t.Helper()
+	pc, server := net.Pipe()
+	if !srv.ServeConn(server, "pipe") {
+		t.Fatal("server closed")
+	}
+	client := newBufConn(pc)
+	t.Cleanup(func() { client.Close() })
+	return &tester{t: t, nc: client, r: packet.NewReader(client), v: v, patience: 24 * time.Hour}
+}
+
+// pipeConnect is connect over a pipe.
+func pipeConnect(t testing.TB, srv *Server, v packet.Version, c packet.Connect) (*tester, *packet.Connack) {
+	t.Helper()
+	tc := pipeTester(t, srv, v)
+	c.Version = v
+	tc.send(&c)
+	return tc, tc.wantConnack(packet.Success)
+}
+
+// bufConn gives the client end of a net.Pipe a receive buffer, as a TCP
+// socket has: the server's writes complete without waiting for the test to
+// read, so the broker behaves as it does over TCP.
+type bufConn struct {
+	net.Conn
+	mu       sync.Mutex
+	buf      []byte
+	err      error
+	ready    chan struct{}
+	deadline time.Time
+}
+
+func newBufConn(c net.Conn) *bufConn {
+	b := &bufConn{Conn: c, ready: make(chan struct{}, 1)}
+	go func() {
+		p := make([]byte, 4096)
+		for {
+			n, err := c.Read(p)
+			b.mu.Lock()
+			b.buf = append(b.buf, p[:n]...)
+			b.err = err
+			b.mu.Unlock()
+			select {
+			case b.ready <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return b
+}
+
+func (b *bufConn) Read(p []byte) (int, error) {
+	for {
+		b.mu.Lock()
+		if len(b.buf) > 0 {
+			n := copy(p, b.buf)
+			b.buf = b.buf[n:]
+			b.mu.Unlock()
+			return n, nil
+		}
+		err, deadline := b.err, b.deadline
+		b.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		var timeout <-chan time.Time
+		if !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-b.ready:
+		case <-timeout:
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+func (b *bufConn) SetReadDeadline(t time.Time) error {
+	b.mu.Lock()
+	b.deadline = t
+	b.mu.Unlock()
+	return nil
+}
+
+// will returns a Will on topic with payload "offline" and the delay.
+func will(topic string, delay uint32) *packet.Will {
+	return &packet.Will{Topic: topic, Payload: []byte("offline"), QoS: 1, Props: packet.Properties{WillDelay: delay}}
+}
+
+// within fails unless lo <= got <= hi.
+func within(t testing.TB, what string, got, lo, hi time.Duration) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Fatalf("%s after %v, want between %v and %v", what, got, lo, hi)
+	}
+	t.Logf("%s after %v (bounds %v..%v)", what, got.Round(time.Millisecond), lo, hi)
+}
+
+// abort closes the tester's connection without DISCONNECT, as a crash or a
+// network failure would.
+func (tc *tester) abort() { tc.nc.Close() }

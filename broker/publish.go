@@ -1,0 +1,166 @@
+package broker
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// handlePublish processes a PUBLISH from the client (section 3.3.4): topic
+// alias, validation, authorization, the QoS flow and routing. A returned
+// error closes the connection with its reason code.
+func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
+	p := &c.pub
+	p.Version = c.version
+	if err := p.Decode(h, body); err != nil {
+		return err
+	}
+	s := c.srv
+	o := &s.opts
+	s.Stats.MessagesReceived.Add(1)
+	if p.QoS > o.MaxQoS.QoS() {
+		// [MQTT-3.2.2-11]: a QoS above Maximum QoS is a protocol error 0x9B.
+		return &packet.Error{Code: packet.QoSNotSupported, Reason: "PUBLISH QoS above the maximum QoS"}
+	}
+	if p.Retain && o.RetainDisabled {
+		return &packet.Error{Code: packet.RetainNotSupported, Reason: "retained messages are not supported"} // [MQTT-3.3.1-14]
+	}
+	if c.version == packet.V5 {
+		if len(p.Props.SubscriptionIDs) > 0 {
+			return &packet.Error{Code: packet.ProtocolError, Reason: "PUBLISH from a client with a Subscription Identifier"} // [MQTT-3.3.4-6]
+		}
+		if err := c.resolveAlias(p); err != nil {
+			return err
+		}
+	}
+	// Inbound flow control ([MQTT-3.3.4-7], [MQTT-3.3.4-8]): QoS 2 messages
+	// awaiting PUBREL count against our Receive Maximum.
+	if p.QoS == 2 {
+		c.sess.mu.Lock()
+		_, dup := c.sess.inboundQoS2[p.PacketID]
+		n := len(c.sess.inboundQoS2)
+		c.sess.mu.Unlock()
+		if dup {
+			// [MQTT-4.3.3-10]: already received; acknowledge, do not route again.
+			c.send(&packet.Ack{Kind: packet.PUBREC, Version: c.version, PacketID: p.PacketID})
+			return nil
+		}
+		if n >= int(o.ReceiveMaximum) {
+			return &packet.Error{Code: packet.ReceiveMaximumExceeded, Reason: "more unacknowledged QoS 2 PUBLISH packets than Receive Maximum"}
+		}
+	}
+
+	if p.Topic == "" && c.version == packet.V5 {
+		return &packet.Error{Code: packet.ProtocolError, Reason: "PUBLISH without Topic Name or Topic Alias"} // section 3.3.2.1
+	}
+	rc := packet.Success
+	switch {
+	case s.limits.ValidName(p.Topic) != nil:
+		if c.version != packet.V5 || p.QoS == 0 {
+			return &packet.Error{Code: packet.TopicNameInvalid, Reason: "invalid topic name " + quote(p.Topic)} // [MQTT-3.3.2-2]
+		}
+		rc = packet.TopicNameInvalid
+	case c.version == packet.V5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		if p.QoS == 0 {
+			return &packet.Error{Code: packet.PayloadFormatInvalid, Reason: "payload is not UTF-8 as its format indicator says"}
+		}
+		rc = packet.PayloadFormatInvalid // [MQTT-3.3.2-4] lets the receiver refuse it
+	case o.Authorizer != nil && !o.Authorizer.CanPublish(c.client, p.Topic):
+		// 5.0 says so in the acknowledgement; 3.1.1 has no negative
+		// acknowledgement, so the message is acknowledged and dropped
+		// ([MQTT-3.3.5-2]).
+		rc = packet.NotAuthorized
+	}
+
+	now := time.Now()
+	matched := 0
+	if rc == packet.Success {
+		matched = s.publish(p, c.clientID, &c.route, now)
+	}
+	switch p.QoS {
+	case 1:
+		a := packet.Ack{Kind: packet.PUBACK, Version: c.version, PacketID: p.PacketID}
+		if c.version == packet.V5 {
+			a.ReasonCode = rc
+			if rc == packet.Success && matched == 0 {
+				a.ReasonCode = packet.NoMatchingSubscribers
+			}
+		}
+		c.send(&a)
+	case 2:
+		a := packet.Ack{Kind: packet.PUBREC, Version: c.version, PacketID: p.PacketID}
+		if c.version == packet.V5 {
+			a.ReasonCode = rc
+			if rc == packet.Success && matched == 0 {
+				a.ReasonCode = packet.NoMatchingSubscribers
+			}
+		}
+		if !a.ReasonCode.IsError() {
+			c.sess.mu.Lock()
+			if c.sess.inboundQoS2 != nil {
+				c.sess.inboundQoS2[p.PacketID] = struct{}{}
+			}
+			c.sess.mu.Unlock()
+		}
+		c.send(&a)
+	}
+	return nil
+}
+
+// resolveAlias applies the Topic Alias of an MQTT 5 PUBLISH (section
+// 3.3.2.3.4): it records a new mapping or fills in the topic of a known one.
+func (c *conn) resolveAlias(p *packet.Publish) error {
+	a := p.Props.TopicAlias
+	if a == 0 {
+		if p.Props.Has(packet.PropTopicAlias) {
+			return &packet.Error{Code: packet.TopicAliasInvalid, Reason: "Topic Alias 0"} // [MQTT-3.3.2-8]
+		}
+		return nil
+	}
+	if int(a) > c.srv.opts.TopicAliasMaximum {
+		return &packet.Error{Code: packet.TopicAliasInvalid, Reason: "Topic Alias above the Topic Alias Maximum"} // [MQTT-3.3.2-10]
+	}
+	if p.Topic != "" {
+		if c.aliasesIn == nil {
+			c.aliasesIn = make(map[uint16]string)
+		}
+		if old, ok := c.aliasesIn[a]; !ok || old != p.Topic {
+			c.aliasesIn[a] = string([]byte(p.Topic)) // copy: p.Topic aliases the read buffer
+		}
+		return nil
+	}
+	t, ok := c.aliasesIn[a]
+	if !ok {
+		// Section 3.3.2.3.4: an alias must be mapped before it is used alone.
+		return &packet.Error{Code: packet.TopicAliasInvalid, Reason: "Topic Alias without a mapping"}
+	}
+	p.Topic = t
+	return nil
+}
+
+// publish routes a message published by a client (or a Will) and stores or
+// clears the retained message ([MQTT-3.3.1-5] .. [MQTT-3.3.1-7]). It returns
+// how many sessions it was delivered to.
+func (s *Server) publish(p *packet.Publish, from string, sc *routeScratch, now time.Time) int {
+	m := newMessage(p, from, now)
+	if p.Retain {
+		if len(p.Payload) == 0 {
+			s.retained.Delete(m.pub.Topic) // [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+		} else {
+			s.retained.Set(m.pub.Topic, m) // [MQTT-3.3.1-5]
+		}
+	}
+	return s.route(m, sc, now)
+}
+
+// quote shortens and quotes a client-supplied string for an error message.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	if !utf8.ValidString(s) {
+		return "(invalid UTF-8)"
+	}
+	return `"` + s + `"`
+}

@@ -1,0 +1,248 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/topic"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("broker: server closed")
+
+// Server is an MQTT broker. Create one with New, give it listeners with
+// Serve, and stop it with Shutdown or Close. A Server serves MQTT 3.1, 3.1.1
+// and 5.0 clients side by side, on any number of listeners.
+type Server struct {
+	// immutable after New
+	opts    settings
+	log     *slog.Logger
+	bufPool *packet.BufferPool // read buffers
+	arenas  sync.Pool          // write arenas (*[]byte)
+	limits  topic.Limits
+
+	// Stats counts what the server has done; read it at any time.
+	Stats Stats
+
+	subs     topic.Tree[*subscription] // every session's subscriptions
+	retained topic.Retained[*message]  // retained messages by topic
+
+	mu sync.Mutex
+	// guarded by mu
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	sessions  map[string]*session
+	idLocks   map[string]*idLock
+	flaps     map[string]*flapRecord
+	closed    bool
+	connWG    sync.WaitGroup // running connections
+
+	shuttingDown atomic.Bool
+}
+
+// New returns a Server configured by opts.
+func New(opts Options) *Server {
+	s := &Server{
+		opts:      opts.withDefaults(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		sessions:  make(map[string]*session),
+		idLocks:   make(map[string]*idLock),
+		flaps:     make(map[string]*flapRecord),
+	}
+	s.log = s.opts.Logger
+	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
+	s.arenas.New = func() any { b := make([]byte, 0, 2048); return &b }
+	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
+	return s
+}
+
+// Serve accepts connections on l and serves each on its own goroutine. It
+// returns ErrServerClosed after Shutdown or Close, or the listener's error.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	name := l.Addr().String()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "listener", name, "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("broker: accept on %s: %w", name, err)
+		}
+		delay = 0
+		if !s.ServeConn(nc, name) {
+			return ErrServerClosed
+		}
+	}
+}
+
+// ServeConn serves one already-accepted connection (of any transport: TCP,
+// TLS, WebSocket, net.Pipe) on a new goroutine. listener names the listener
+// in logs and for authenticators. It reports false, closing nc, when the
+// server is closed.
+func (s *Server) ServeConn(nc net.Conn, listener string) bool {
+	c := newConn(s, nc, listener)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	s.Stats.ConnectionsAccepted.Add(1)
+	go c.serve()
+	return true
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// forgetConn is called by a connection when it has finished.
+func (s *Server) forgetConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connWG.Done()
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, publishes
+// the Will Messages of connected clients whose will would be due before the
+// server could come back (delay 0, or the session would not survive), sends
+// MQTT 5 clients DISCONNECT 0x8B (Server shutting down), closes every
+// connection and waits for them to finish or for ctx to be done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shuttingDown.Store(true)
+	conns := s.stop()
+	for _, c := range conns {
+		c.beginShutdown()
+	}
+	for _, c := range conns {
+		c.endShutdown()
+	}
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		return ctx.Err()
+	}
+	s.stopTimers()
+	return nil
+}
+
+// Close stops the server at once: listeners and connections are closed
+// without DISCONNECT packets. Wills are handled as for a network failure.
+func (s *Server) Close() error {
+	conns := s.stop()
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	s.connWG.Wait()
+	s.stopTimers()
+	return nil
+}
+
+// stop marks the server closed, closes its listeners and returns the live
+// connections.
+func (s *Server) stop() []*conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// stopTimers stops the will and expiry timers of offline sessions, so that a
+// closed server runs nothing in the background.
+func (s *Server) stopTimers() {
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.mu.Lock()
+		if ss.timer != nil {
+			ss.timer.Stop()
+		}
+		ss.mu.Unlock()
+	}
+}
+
+// idLock serializes everything that changes which connection owns a client
+// identifier's session: CONNECT, a connection's end, and session timers.
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lockID locks client identifier id and returns the unlock function.
+func (s *Server) lockID(id string) func() {
+	s.mu.Lock()
+	l := s.idLocks[id]
+	if l == nil {
+		l = &idLock{}
+		s.idLocks[id] = l
+	}
+	l.refs++
+	s.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.idLocks, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// session returns the session of client id, or nil.
+func (s *Server) session(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}

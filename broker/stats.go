@@ -1,0 +1,37 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// Stats are the server's counters. Every field only grows, except the
+// gauges marked as such. The metrics package exports them to Prometheus.
+type Stats struct {
+	ConnectionsAccepted atomic.Int64 // network connections accepted
+	ConnectsRefused     atomic.Int64 // CONNECTs answered with an error CONNACK
+	Takeovers           atomic.Int64 // connections closed by a CONNECT with the same client id
+	FlapBans            atomic.Int64 // client ids refused by flapping protection
+	KeepAliveTimeouts   atomic.Int64 // connections closed for silence past 1.5 x keep alive
+	ConnectTimeouts     atomic.Int64 // connections closed without a CONNECT in time
+	ProtocolErrors      atomic.Int64 // connections closed for a malformed packet or a protocol violation
+	SlowConsumers       atomic.Int64 // connections closed because they did not read
+
+	MessagesReceived atomic.Int64 // PUBLISH packets received from clients
+	MessagesSent     atomic.Int64 // PUBLISH packets sent to clients
+	MessagesDropped  atomic.Int64 // deliveries dropped: queue full, QoS 0 for an offline client, too large, expired
+	QueueOverflows   atomic.Int64 // of which: a session queue was full
+	ExpiredMessages  atomic.Int64 // of which: the Message Expiry Interval passed while queued
+	WillsPublished   atomic.Int64 // Will Messages published
+	SessionsExpired  atomic.Int64 // sessions ended by their expiry interval
+
+	exits [256]atomic.Int64 // connections closed, by the reason code of the close
+}
+
+// Exits returns how many connections ended with reason code rc: the code of
+// the DISCONNECT received (0x00, 0x04, ...) or sent, or the code the broker
+// would have sent to an MQTT 3.x client.
+func (s *Stats) Exits(rc packet.ReasonCode) int64 { return s.exits[rc].Load() }
+
+func (s *Stats) countExit(rc packet.ReasonCode) { s.exits[rc].Add(1) }

@@ -1,0 +1,179 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// handleSubscribe processes a SUBSCRIBE (section 3.8.4): each filter is
+// validated, authorized and added (replacing an identical one of the
+// session, [MQTT-3.8.4-3]); the SUBACK lists a code per filter in order
+// ([MQTT-3.8.4-6]); then retained messages are sent as Retain Handling asks.
+func (c *conn) handleSubscribe(h packet.FixedHeader, body []byte) error {
+	sp := packet.Subscribe{Version: c.version}
+	if err := sp.Decode(h, body); err != nil {
+		return err
+	}
+	s := c.srv
+	o := &s.opts
+	subID := 0
+	if len(sp.Props.SubscriptionIDs) > 0 {
+		if o.SubscriptionIDsDisabled {
+			return &packet.Error{Code: packet.SubscriptionIdentifiersNotSupported, Reason: "Subscription Identifiers are not supported"} // [MQTT-3.2.2-?]: section 3.2.2.3.12
+		}
+		subID = sp.Props.SubscriptionIDs[0]
+	}
+	ack := packet.Suback{Version: c.version, PacketID: sp.PacketID, ReasonCodes: make([]packet.ReasonCode, len(sp.Subscriptions))}
+	var sendRetained []*subscription
+	now := time.Now()
+	for i, req := range sp.Subscriptions {
+		rc, sub, isNew := c.subscribeOne(req, subID)
+		ack.ReasonCodes[i] = rc
+		if c.version != packet.V5 && rc.IsError() {
+			ack.ReasonCodes[i] = packet.V3SubackFailure
+		}
+		if sub == nil || sub.group != "" || o.RetainDisabled {
+			continue // [MQTT-3.8.4-?]: no retained messages for a shared subscription (section 4.8.2)
+		}
+		switch req.RetainHandling {
+		case 0:
+			sendRetained = append(sendRetained, sub)
+		case 1:
+			if isNew {
+				sendRetained = append(sendRetained, sub) // [MQTT-3.3.1-10]
+			}
+		}
+	}
+	c.send(&ack)
+	for _, sub := range sendRetained {
+		s.sendRetained(c.sess, sub, now)
+	}
+	return nil
+}
+
+// subscribeOne adds one subscription and returns its SUBACK code. sub is nil
+// when the subscription was refused.
+func (c *conn) subscribeOne(req packet.Subscription, subID int) (rc packet.ReasonCode, sub *subscription, isNew bool) {
+	s := c.srv
+	o := &s.opts
+	group, inner, shared, err := s.limits.ParseShared(req.Filter)
+	if err == nil && !shared {
+		err = s.limits.ValidFilter(req.Filter)
+	}
+	switch {
+	case err != nil:
+		return packet.TopicFilterInvalid, nil, false // [MQTT-3.8.3-?]: section 4.7.1
+	case shared && (o.SharedDisabled || c.version == packet.V31):
+		return packet.SharedSubscriptionsNotSupported, nil, false
+	case shared && req.NoLocal:
+		// [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error;
+		// refused in the SUBACK rather than by closing.
+		return packet.TopicFilterInvalid, nil, false
+	case o.WildcardsDisabled && hasWildcard(inner):
+		return packet.WildcardSubscriptionsNotSupported, nil, false
+	case o.Authorizer != nil && !o.Authorizer.CanSubscribe(c.client, inner):
+		return packet.NotAuthorized, nil, false
+	}
+	if c.version != packet.V5 {
+		req.NoLocal, req.RetainAsPublished, req.RetainHandling = false, false, 0
+	}
+	req.QoS = min(req.QoS, o.MaxQoS.QoS()) // [MQTT-3.8.4-8]: the server may grant a lower QoS
+	sub = &subscription{ss: c.sess, filter: string([]byte(req.Filter)), group: group, inner: inner, opts: req, id: subID}
+	sub.inner = sub.filter[len(sub.filter)-len(inner):]
+	if shared {
+		sub.group = sub.filter[len("$share/") : len("$share/")+len(group)]
+	}
+	sub.opts.Filter = sub.filter
+
+	// The tree is changed under the session lock, so that a session ending
+	// at the same time (a takeover) cannot leave this subscription behind.
+	ss := c.sess
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ended {
+		return packet.UnspecifiedError, nil, false
+	}
+	_, existed := ss.subs[sub.filter]
+	ss.subs[sub.filter] = sub
+	s.addSubscription(sub)
+	return packet.ReasonCode(req.QoS), sub, !existed
+}
+
+func hasWildcard(f string) bool {
+	for i := 0; i < len(f); i++ {
+		if f[i] == '+' || f[i] == '#' {
+			return true
+		}
+	}
+	return false
+}
+
+// sendRetained delivers the retained messages matching sub to its session,
+// with Retain set ([MQTT-3.3.1-9]) and expired ones skipped.
+func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
+	var ds []*delivery
+	s.retained.Match(sub.inner, func(_ string, m *message) {
+		if _, ok := m.remaining(now); !ok {
+			return
+		}
+		d := &delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true}
+		if sub.id > 0 {
+			d.subIDs = []int{sub.id}
+		}
+		ds = append(ds, d)
+	})
+	if len(ds) == 0 {
+		return
+	}
+	ss.mu.Lock()
+	for _, d := range ds {
+		ss.deliverLocked(d, now)
+	}
+	ss.mu.Unlock()
+}
+
+// handleUnsubscribe processes an UNSUBSCRIBE (section 3.10.4).
+func (c *conn) handleUnsubscribe(h packet.FixedHeader, body []byte) error {
+	up := packet.Unsubscribe{Version: c.version}
+	if err := up.Decode(h, body); err != nil {
+		return err
+	}
+	ack := packet.Unsuback{Version: c.version, PacketID: up.PacketID, ReasonCodes: make([]packet.ReasonCode, len(up.Filters))}
+	ss := c.sess
+	ss.mu.Lock()
+	for i, f := range up.Filters {
+		sub, ok := ss.subs[f]
+		if !ok {
+			ack.ReasonCodes[i] = packet.NoSubscriptionExisted
+			continue
+		}
+		delete(ss.subs, f)
+		c.srv.removeSubscription(sub) // [MQTT-3.10.4-2]: no new deliveries after UNSUBACK
+	}
+	ss.mu.Unlock()
+	c.send(&ack) // [MQTT-3.10.4-4]
+	return nil
+}
+
+// addSubscription puts sub in the subscription tree. Callers hold the
+// session's lock: the lock order is session, then tree. Tree callbacks never
+// take a session lock.
+func (s *Server) addSubscription(sub *subscription) {
+	if sub.group != "" {
+		s.subs.AddShared(sub.group, sub.inner, sub.ss.id, sub)
+	} else {
+		s.subs.Add(sub.filter, sub.ss.id, sub)
+	}
+}
+
+// removeSubscription takes sub out of the subscription tree. Callers hold
+// the session's lock.
+func (s *Server) removeSubscription(sub *subscription) {
+	if sub.group != "" {
+		s.subs.RemoveShared(sub.group, sub.inner, sub.ss.id)
+	} else {
+		s.subs.Remove(sub.filter, sub.ss.id)
+	}
+}
+

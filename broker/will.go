@@ -1,0 +1,38 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// publishWill publishes a Will Message as if the client had published it
+// (section 3.1.2.5): its topic, payload, QoS, Retain and properties — Payload
+// Format Indicator, Message Expiry, Content Type, Response Topic, Correlation
+// Data and User Properties — as set in the CONNECT. With Will Retain it
+// becomes the retained message of its topic, which makes presence readable
+// by late subscribers.
+func (s *Server) publishWill(client Client, w *packet.Will, now time.Time) {
+	if s.opts.Authorizer != nil && !s.opts.Authorizer.CanPublish(client, w.Topic) {
+		s.log.Info("will not published: not authorized", "client_id", client.ID, "topic", w.Topic)
+		return
+	}
+	p := packet.Publish{
+		Version: packet.V5,
+		QoS:     w.QoS,
+		Retain:  w.Retain,
+		Topic:   w.Topic,
+		Payload: w.Payload,
+	}
+	wp := &w.Props
+	p.Props.PayloadFormat = wp.PayloadFormat
+	p.Props.MessageExpiry = wp.MessageExpiry
+	p.Props.ContentType = wp.ContentType
+	p.Props.ResponseTopic = wp.ResponseTopic
+	p.Props.CorrelationData = wp.CorrelationData
+	p.Props.User = wp.User
+	var sc routeScratch
+	n := s.publish(&p, client.ID, &sc, now)
+	s.Stats.WillsPublished.Add(1)
+	s.log.Info("will published", "client_id", client.ID, "topic", w.Topic, "subscribers", n)
+}
