@@ -16,8 +16,9 @@
 //     optional server Limits on length and depth; errors are fixed values.
 //   - Match tests one filter against one name.
 //   - Tree indexes subscriptions by filter: Match finds the ones that match
-//     a name, MatchShared the Shared Subscription groups ("$share/{ShareName}/
-//     {filter}"), and Group.Pick chooses one member per group in round-robin.
+//     a name, MatchShared the groups of Shared Subscriptions
+//     ("$share/{ShareName}/{filter}"), and Group.Pick chooses one member of
+//     a group in round-robin.
 //   - Retained indexes retained messages by name: Match finds the ones that
 //     match a filter, walking only the branches the filter can reach.
 //

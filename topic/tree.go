@@ -31,6 +31,7 @@ import (
 // read lock is spread over several mutexes, so that parallel readers do not
 // contend on one cache line (see BenchmarkTreeMatchParallel); in exchange a
 // write costs a few hundred nanoseconds more.
+//
 // The callbacks of Match and MatchShared run under the read lock: they must
 // be quick, and must not call any method of the Tree (a write would
 // deadlock, and so can a nested read while a writer waits).

@@ -19,7 +19,7 @@ const SharePrefix = "$share/"
 var (
 	ErrEmpty          = errors.New("topic: must be at least one character long [MQTT-4.7.3-1]")
 	ErrNull           = errors.New("topic: must not contain the null character U+0000 [MQTT-4.7.3-2]")
-	ErrTooLong        = errors.New("topic: too long [MQTT-4.7.3-3]")
+	ErrTooLong        = errors.New("topic: longer than 65,535 bytes [MQTT-4.7.3-3] or than the server allows")
 	ErrTooManyLevels  = errors.New("topic: more levels than the server allows")
 	ErrWildcardInName = errors.New("topic: a Topic Name must not contain '+' or '#' [MQTT-4.7.0-1] [MQTT-3.3.2-2]")
 	ErrMultiLevel     = errors.New("topic: '#' must be alone in the last level of a Topic Filter [MQTT-4.7.1-1]")
