@@ -39,16 +39,17 @@ type conn struct {
 	done     chan struct{} // closed when the connection has finished
 
 	// owned by the read loop
-	r           *packet.Reader
-	log         *slog.Logger
-	deadline    time.Time     // the read deadline last set on nc
-	readTimeout time.Duration // keep alive x multiplier; 0: none
-	lastPacket  time.Time     // when the last complete packet arrived
-	sess        *session
-	aliasesIn   map[uint16]string // topic aliases set by the client
-	pub         packet.Publish    // reused decode targets
-	ack         packet.Ack
-	route       routeScratch
+	r              *packet.Reader
+	log            *slog.Logger
+	deadline       time.Time     // the read deadline last set on nc
+	readTimeout    time.Duration // keep alive x multiplier; 0: none
+	lastPacket     time.Time     // when the last complete packet arrived
+	sess           *session
+	aliasesIn      map[uint16]string // topic aliases set by the client
+	pub            packet.Publish    // reused decode targets
+	ack            packet.Ack
+	route          routeScratch
+	ackSeq         uint64 // store sequence the last deferred acknowledgement waited for
 	willAfterClose bool
 
 	// set during CONNECT before the connection is attached to its session,
@@ -198,6 +199,9 @@ func (c *conn) sendDisconnect(code packet.ReasonCode, reason string) {
 // send queues a control packet. It reports false if the connection's writer
 // is closed or the packet cannot be encoded.
 func (c *conn) send(p packet.Packet) bool {
+	if c.maxOut > 0 && p.Len() > c.maxOut {
+		p = withoutProblemInfo(p)
+	}
 	b, ok := c.w.begin()
 	if !ok {
 		return false
@@ -211,6 +215,37 @@ func (c *conn) send(p packet.Packet) bool {
 	}
 	c.w.commit(b, start, nil)
 	return true
+}
+
+// withoutProblemInfo returns a copy of control packet p without its Reason
+// String and User Properties, for a client whose Maximum Packet Size p
+// exceeds: they must be left out rather than make the packet too large
+// ([MQTT-3.1.2-27], [MQTT-3.2.2-19], [MQTT-3.4.2-2], [MQTT-3.14.2-3] and
+// their siblings for every packet with a Reason String).
+func withoutProblemInfo(p packet.Packet) packet.Packet {
+	switch v := p.(type) {
+	case *packet.Ack:
+		q := *v
+		q.Props.ReasonString, q.Props.User = "", nil
+		return &q
+	case *packet.Disconnect:
+		q := *v
+		q.Props.ReasonString, q.Props.User = "", nil
+		return &q
+	case *packet.Connack:
+		q := *v
+		q.Props.ReasonString, q.Props.User = "", nil
+		return &q
+	case *packet.Suback:
+		q := *v
+		q.Props.ReasonString, q.Props.User = "", nil
+		return &q
+	case *packet.Unsuback:
+		q := *v
+		q.Props.ReasonString, q.Props.User = "", nil
+		return &q
+	}
+	return p
 }
 
 // setCause records why the connection closes; the first cause wins. It
@@ -246,8 +281,10 @@ var errSlowConsumer = errors.New("client not reading: write buffer stayed full")
 // by publishers that waited too long for this connection to drain.
 func (c *conn) writeFailed(err error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, errSlowConsumer) {
-		c.srv.Stats.SlowConsumers.Add(1)
+		// Counted once per connection: every publisher paused on it, and
+		// its own writer, may each find it stuck.
 		if c.setCause(closeCause{code: packet.UnspecifiedError, reason: "write timeout: client not reading", err: err}) {
+			c.srv.Stats.SlowConsumers.Add(1)
 			c.log.Warn("slow consumer: write timed out; closing", "write_timeout", c.srv.opts.WriteTimeout)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // handle processes one packet after CONNECT. done is true when the
@@ -74,6 +75,9 @@ func (c *conn) handlePubrel(h packet.FixedHeader, body []byte) error {
 	ss.mu.Lock()
 	_, ok := ss.inboundQoS2[a.PacketID]
 	delete(ss.inboundQoS2, a.PacketID)
+	if ok && ss.stored {
+		ss.appendLocked(store.DeleteInbound(ss.id, a.PacketID))
+	}
 	ss.mu.Unlock()
 	comp := packet.Ack{Kind: packet.PUBCOMP, Version: c.version, PacketID: a.PacketID}
 	if !ok && c.version == packet.V5 {

@@ -32,10 +32,14 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 		return c.protocolFailure(err), false
 	}
 	c.problemInfo = !cp.Props.Has(packet.PropRequestProblemInfo) || cp.Props.RequestProblemInfo == 1
+	c.maxOut = int(cp.Props.MaximumPacketSize) // bounds the CONNACK too ([MQTT-3.2.2-19])
 	o := &c.srv.opts
 
 	// Client identifier ([MQTT-3.1.3-3] .. [MQTT-3.1.3-9]).
-	id := cp.ClientID
+	// Cloned: cp aliases the read buffer, which the next packet overwrites,
+	// and the id outlives this packet (session registry key, session.id,
+	// subscription tree keys, logs).
+	id := strings.Clone(cp.ClientID)
 	assigned := false
 	switch {
 	case id == "" && c.version == packet.V5:
@@ -98,7 +102,6 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 	// Keep alive (section 3.1.2.10) and what the client told us of itself.
 	keepAlive, serverKA := c.srv.keepAliveFor(c.version, cp.KeepAlive)
 	c.readTimeout = time.Duration(float64(keepAlive) * o.multiplier)
-	c.maxOut = int(cp.Props.MaximumPacketSize)
 	c.aliasMaxOut = cp.Props.TopicAliasMaximum
 	c.sendQuota = o.MaxInflight
 	if cp.Props.Has(packet.PropReceiveMaximum) && int(cp.Props.ReceiveMaximum) < c.sendQuota {

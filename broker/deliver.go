@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // message is an Application Message inside the broker. It is immutable once
@@ -52,6 +53,7 @@ type delivery struct {
 	seq    uint64 // order of arrival in the session
 	dup    bool   // sent before: set DUP when sent again
 	pubrel bool   // QoS 2: PUBREC received, PUBREL sent
+	stored bool   // written to the store: changes and removal must be too
 }
 
 // deliveryQueue is a FIFO of deliveries.
@@ -88,6 +90,8 @@ func (ss *session) deliverLocked(d *delivery, now time.Time) (*conn, int) {
 	}
 	s := ss.srv
 	c := ss.conn
+	ss.seq++
+	d.seq = ss.seq
 	if c == nil || d.qos > 0 && (ss.queue.len() > 0 || len(ss.inflight) >= c.sendQuota) {
 		if c == nil && d.qos == 0 && !s.opts.QueueQoS0 {
 			s.Stats.MessagesDropped.Add(1)
@@ -111,7 +115,13 @@ func (ss *session) enqueueLocked(d *delivery) {
 		if s.opts.QueueOverflow != DropOldest {
 			return
 		}
-		ss.queue.pop()
+		if old := ss.queue.pop(); old.stored {
+			ss.appendLocked(store.DeleteDelivery(ss.id, old.seq))
+		}
+	}
+	if ss.durableLocked() {
+		ss.appendLocked(store.PutDelivery(ss.id, d.record()))
+		d.stored = true
 	}
 	ss.queue.push(d)
 }
@@ -129,9 +139,14 @@ func (ss *session) assignLocked(d *delivery) {
 		}
 	}
 	d.pid = ss.nextPID
-	ss.seq++
-	d.seq = ss.seq
 	ss.inflight[d.pid] = d
+	switch {
+	case d.stored:
+		ss.appendLocked(store.DeliveryState(ss.id, d.seq, d.pid, false))
+	case ss.durableLocked():
+		ss.appendLocked(store.PutDelivery(ss.id, d.record()))
+		d.stored = true
+	}
 }
 
 // writeLocked encodes d for the session's connection and queues it; the
@@ -140,6 +155,7 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 	s := ss.srv
 	c := ss.conn
 	m := d.msg
+	newAlias := false // pub sets a new topic alias, to record once it is queued
 	pub := packet.Publish{
 		Version:  c.version,
 		Dup:      d.dup,
@@ -159,7 +175,7 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 		}
 		pub.Props.SubscriptionIDs = d.subIDs // [MQTT-3.3.4-3]
 		if c.aliasMaxOut > 0 {
-			ss.aliasLocked(&pub, c.aliasMaxOut)
+			newAlias = ss.aliasLocked(&pub, c.aliasMaxOut)
 		}
 	}
 	if c.maxOut > 0 && pub.Len() > c.maxOut {
@@ -167,7 +183,7 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 		// Size is discarded, as if it had been sent.
 		s.Stats.MessagesDropped.Add(1)
 		if d.qos > 0 {
-			delete(ss.inflight, d.pid)
+			ss.forgetLocked(d)
 		}
 		return 0
 	}
@@ -183,26 +199,33 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 		return 0
 	}
 	s.Stats.MessagesSent.Add(1)
-	return c.w.commit(b, start, m.pub.Payload)
+	pending := c.w.commit(b, start, m.pub.Payload)
+	if newAlias {
+		// Recorded only now: a message discarded above never told the
+		// client the mapping, so the alias must not be used alone later.
+		if ss.aliasesOut == nil {
+			ss.aliasesOut = make(map[string]uint16)
+		}
+		ss.aliasesOut[pub.Topic] = pub.Props.TopicAlias
+	}
+	return pending
 }
 
 // aliasLocked uses or sets an outbound topic alias for pub (section
-// 3.3.2.3.4), never above the client's Topic Alias Maximum ([MQTT-3.3.2-9]).
-func (ss *session) aliasLocked(pub *packet.Publish, max uint16) {
+// 3.3.2.3.4), never above the client's Topic Alias Maximum ([MQTT-3.3.2-11]).
+// It reports whether pub sets a new alias, which the caller records in
+// aliasesOut once pub is actually sent.
+func (ss *session) aliasLocked(pub *packet.Publish, max uint16) (isNew bool) {
 	if a, ok := ss.aliasesOut[pub.Topic]; ok {
 		pub.Props.TopicAlias = a
 		pub.Topic = ""
-		return
+		return false
 	}
 	if len(ss.aliasesOut) >= int(max) {
-		return
+		return false
 	}
-	if ss.aliasesOut == nil {
-		ss.aliasesOut = make(map[string]uint16)
-	}
-	a := uint16(len(ss.aliasesOut) + 1)
-	ss.aliasesOut[pub.Topic] = a
-	pub.Props.TopicAlias = a
+	pub.Props.TopicAlias = uint16(len(ss.aliasesOut) + 1)
+	return true
 }
 
 // pumpLocked sends queued messages while the client is online and the
@@ -220,6 +243,9 @@ func (ss *session) pumpLocked(now time.Time) {
 		if _, ok := d.msg.remaining(now); !ok {
 			ss.srv.Stats.MessagesDropped.Add(1)
 			ss.srv.Stats.ExpiredMessages.Add(1)
+			if d.stored {
+				ss.appendLocked(store.DeleteDelivery(ss.id, d.seq))
+			}
 			continue
 		}
 		if d.qos > 0 {
@@ -242,7 +268,7 @@ func (ss *session) ackLocked(a *packet.Ack, now time.Time) {
 		if d == nil || d.qos != 1 {
 			return // unknown or stale identifier: nothing to do
 		}
-		delete(ss.inflight, a.PacketID)
+		ss.forgetLocked(d)
 	case packet.PUBREC:
 		if d == nil || d.qos != 2 {
 			if c != nil && c.version == packet.V5 {
@@ -251,11 +277,14 @@ func (ss *session) ackLocked(a *packet.Ack, now time.Time) {
 			return
 		}
 		if a.ReasonCode.IsError() {
-			delete(ss.inflight, a.PacketID) // [MQTT-4.3.3-?]: the flow ends on an error PUBREC
+			ss.forgetLocked(d) // section 4.3.3: an error PUBREC ends the flow
 			break
 		}
 		d.pubrel = true
 		d.msg = nil // the message itself is no longer needed
+		if d.stored {
+			ss.appendLocked(store.DeliveryState(ss.id, d.seq, d.pid, true))
+		}
 		if c != nil {
 			c.send(&packet.Ack{Kind: packet.PUBREL, Version: c.version, PacketID: a.PacketID}) // [MQTT-4.3.3-4]
 		}
@@ -264,7 +293,15 @@ func (ss *session) ackLocked(a *packet.Ack, now time.Time) {
 		if d == nil || !d.pubrel {
 			return
 		}
-		delete(ss.inflight, a.PacketID)
+		ss.forgetLocked(d)
 	}
 	ss.pumpLocked(now)
+}
+
+// forgetLocked ends an in-flight delivery: acknowledged, refused or dropped.
+func (ss *session) forgetLocked(d *delivery) {
+	delete(ss.inflight, d.pid)
+	if d.stored {
+		ss.appendLocked(store.DeleteDelivery(ss.id, d.seq))
+	}
 }

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"log/slog"
+
+	"github.com/vigilmq/vigil/store"
 	"math"
 	"time"
 )
@@ -99,6 +101,11 @@ type Options struct {
 	// Information in CONNACK to clients that ask for it: the client gets
 	// ResponseInformation + "/" + its client identifier.
 	ResponseInformation string
+
+	// Store keeps sessions, queued and in-flight messages, retained
+	// messages and pending Wills across restarts; nil keeps everything in
+	// memory only. With a Store, call Server.Restore before Serve.
+	Store store.Store
 
 	// Authenticator checks credentials at CONNECT; nil allows everyone.
 	Authenticator Authenticator

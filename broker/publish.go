@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // handlePublish processes a PUBLISH from the client (section 3.3.4): topic
@@ -54,58 +55,87 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 	if p.Topic == "" && c.version == packet.V5 {
 		return &packet.Error{Code: packet.ProtocolError, Reason: "PUBLISH without Topic Name or Topic Alias"} // section 3.3.2.1
 	}
-	rc := packet.Success
+	rc, reason := packet.Success, ""
 	switch {
 	case s.limits.ValidName(p.Topic) != nil:
+		reason = "invalid topic name " + quote(p.Topic)
 		if c.version != packet.V5 || p.QoS == 0 {
-			return &packet.Error{Code: packet.TopicNameInvalid, Reason: "invalid topic name " + quote(p.Topic)} // [MQTT-3.3.2-2]
+			return &packet.Error{Code: packet.TopicNameInvalid, Reason: reason} // [MQTT-3.3.2-2]
 		}
 		rc = packet.TopicNameInvalid
 	case c.version == packet.V5 && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload):
+		reason = "payload is not UTF-8 as its format indicator says"
 		if p.QoS == 0 {
-			return &packet.Error{Code: packet.PayloadFormatInvalid, Reason: "payload is not UTF-8 as its format indicator says"}
+			return &packet.Error{Code: packet.PayloadFormatInvalid, Reason: reason}
 		}
 		rc = packet.PayloadFormatInvalid // [MQTT-3.3.2-4] lets the receiver refuse it
 	case o.Authorizer != nil && !o.Authorizer.CanPublish(c.client, p.Topic):
 		// 5.0 says so in the acknowledgement; 3.1.1 has no negative
 		// acknowledgement, so the message is acknowledged and dropped
 		// ([MQTT-3.3.5-2]).
-		rc = packet.NotAuthorized
+		rc, reason = packet.NotAuthorized, "not authorized to publish to this topic"
 	}
 
 	now := time.Now()
 	matched := 0
+	c.route.seq = 0
 	if rc == packet.Success {
 		matched = s.publish(p, c.clientID, &c.route, now)
 	}
-	switch p.QoS {
-	case 1:
-		a := packet.Ack{Kind: packet.PUBACK, Version: c.version, PacketID: p.PacketID}
-		if c.version == packet.V5 {
-			a.ReasonCode = rc
-			if rc == packet.Success && matched == 0 {
-				a.ReasonCode = packet.NoMatchingSubscribers
-			}
-		}
-		c.send(&a)
-	case 2:
-		a := packet.Ack{Kind: packet.PUBREC, Version: c.version, PacketID: p.PacketID}
-		if c.version == packet.V5 {
-			a.ReasonCode = rc
-			if rc == packet.Success && matched == 0 {
-				a.ReasonCode = packet.NoMatchingSubscribers
-			}
-		}
-		if !a.ReasonCode.IsError() {
-			c.sess.mu.Lock()
-			if c.sess.inboundQoS2 != nil {
-				c.sess.inboundQoS2[p.PacketID] = struct{}{}
-			}
-			c.sess.mu.Unlock()
-		}
-		c.send(&a)
+	if p.QoS == 0 {
+		return nil
 	}
+	kind := packet.PUBACK
+	if p.QoS == 2 {
+		kind = packet.PUBREC
+	}
+	a := packet.Ack{Kind: kind, Version: c.version, PacketID: p.PacketID}
+	if c.version == packet.V5 {
+		a.ReasonCode = rc
+		if rc == packet.Success && matched == 0 {
+			a.ReasonCode = packet.NoMatchingSubscribers
+		}
+		if c.problemInfo {
+			// [MQTT-3.1.2-32]: no Reason String on a PUBACK or PUBREC when
+			// the client set Request Problem Information 0.
+			a.Props.ReasonString = reason
+		}
+	}
+	seq := c.route.seq
+	if p.QoS == 2 && !a.ReasonCode.IsError() {
+		ss := c.sess
+		ss.mu.Lock()
+		if ss.inboundQoS2 != nil {
+			ss.inboundQoS2[p.PacketID] = struct{}{}
+			if ss.durableLocked() {
+				seq = max(seq, ss.appendLocked(store.PutInbound(ss.id, p.PacketID)))
+			}
+		}
+		ss.mu.Unlock()
+	}
+	c.sendAck(&a, seq)
 	return nil
+}
+
+// sendAck sends a PUBACK or PUBREC once the store has made durable what
+// the message changed (store sequence seq; 0 when it changed nothing).
+// Acknowledgements leave in the order of their PUBLISH packets.
+func (c *conn) sendAck(a *packet.Ack, seq uint64) {
+	if seq == 0 && c.ackSeq == 0 {
+		c.send(a)
+		return
+	}
+	seq = max(seq, c.ackSeq)
+	c.ackSeq = seq
+	ack := *a
+	c.srv.store.Notify(seq, func(err error) {
+		if err != nil {
+			c.log.Error("store failed; closing without acknowledging", "err", err)
+			c.nc.Close()
+			return
+		}
+		c.send(&ack)
+	})
 }
 
 // resolveAlias applies the Topic Alias of an MQTT 5 PUBLISH (section
@@ -145,11 +175,19 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 func (s *Server) publish(p *packet.Publish, from string, sc *routeScratch, now time.Time) int {
 	m := newMessage(p, from, now)
 	if p.Retain {
+		s.retainMu.Lock()
 		if len(p.Payload) == 0 {
-			s.retained.Delete(m.pub.Topic) // [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+			_, had := s.retained.Delete(m.pub.Topic) // [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+			if had && s.store != nil {
+				sc.seq = max(sc.seq, s.store.Append(store.DeleteRetained(m.pub.Topic)))
+			}
 		} else {
 			s.retained.Set(m.pub.Topic, m) // [MQTT-3.3.1-5]
+			if s.store != nil {
+				sc.seq = max(sc.seq, s.store.Append(store.PutRetained(m.record())))
+			}
 		}
+		s.retainMu.Unlock()
 	}
 	return s.route(m, sc, now)
 }

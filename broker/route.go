@@ -32,6 +32,7 @@ type routeScratch struct {
 	targets []target
 	index   map[*session]int
 	pace    []*conn
+	seq     uint64 // the highest store sequence number the message needs durable
 }
 
 // route delivers m to every matching subscription: once per session for
@@ -72,6 +73,7 @@ func (s *Server) route(m *message, sc *routeScratch, now time.Time) int {
 		d := &delivery{msg: m, qos: t.qos, retain: t.retain, subIDs: t.subIDs}
 		t.ss.mu.Lock()
 		c, pending := t.ss.deliverLocked(d, now)
+		sc.seq = max(sc.seq, t.ss.lastAppend)
 		t.ss.mu.Unlock()
 		if c != nil && pending > s.opts.WriteBufferHigh {
 			sc.pace = append(sc.pace, c)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 	"github.com/vigilmq/vigil/topic"
 )
 
@@ -28,6 +29,7 @@ type Server struct {
 	bufPool *packet.BufferPool // read buffers
 	arenas  sync.Pool          // write arenas (*[]byte)
 	limits  topic.Limits
+	store   store.Store // nil: memory only
 
 	// Stats counts what the server has done; read it at any time.
 	Stats Stats
@@ -46,6 +48,10 @@ type Server struct {
 	connWG    sync.WaitGroup // running connections
 
 	shuttingDown atomic.Bool
+	restored     atomic.Bool // Restore has run (or there is no store)
+
+	// retainMu orders retained-message changes with their store records.
+	retainMu sync.Mutex
 }
 
 // New returns a Server configured by opts.
@@ -59,6 +65,10 @@ func New(opts Options) *Server {
 		flaps:     make(map[string]*flapRecord),
 	}
 	s.log = s.opts.Logger
+	s.store = s.opts.Store
+	if s.store == nil {
+		s.restored.Store(true)
+	}
 	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
 	s.arenas.New = func() any { b := make([]byte, 0, 2048); return &b }
 	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
@@ -68,6 +78,9 @@ func New(opts Options) *Server {
 // Serve accepts connections on l and serves each on its own goroutine. It
 // returns ErrServerClosed after Shutdown or Close, or the listener's error.
 func (s *Server) Serve(l net.Listener) error {
+	if !s.restored.Load() {
+		return errors.New("broker: Serve called before Restore on a server with a Store")
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -109,6 +122,11 @@ func (s *Server) Serve(l net.Listener) error {
 // in logs and for authenticators. It reports false, closing nc, when the
 // server is closed.
 func (s *Server) ServeConn(nc net.Conn, listener string) bool {
+	if !s.restored.Load() {
+		s.log.Error("connection refused: Restore was not called for the server's store")
+		nc.Close()
+		return false
+	}
 	c := newConn(s, nc, listener)
 	s.mu.Lock()
 	if s.closed {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // session is the server's state for one client identifier (section 4.1). It
@@ -48,6 +49,9 @@ type session struct {
 
 	// Outbound topic aliases of the current connection (section 3.3.2.3.4).
 	aliasesOut map[string]uint16
+
+	stored     bool   // something of the session is in the store
+	lastAppend uint64 // the highest store sequence number appended for it
 }
 
 func newSession(srv *Server, id string) *session {
@@ -126,6 +130,21 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 	ss.conn = c
 	ss.isOnline.Store(true)
 	ss.aliasesOut = nil
+	switch {
+	case ss.durableLocked():
+		ss.appendLocked(store.PutSession(ss.recordLocked()))
+	case ss.stored:
+		// The session will end with this connection: nothing of it needs
+		// to survive a restart.
+		ss.appendLocked(store.DeleteSession(ss.id))
+		ss.stored = false
+		for _, d := range ss.inflight {
+			d.stored = false
+		}
+		for _, d := range ss.queue.items[ss.queue.head:] {
+			d.stored = false
+		}
+	}
 	req.connack.SessionPresent = present // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
 	c.send(req.connack)
 	c.connacked.Store(true)
@@ -176,9 +195,10 @@ func (s *Server) detach(ss *session, c *conn, cause closeCause, now time.Time) {
 	var publish *packet.Will
 	if w := ss.will; w != nil {
 		delay := w.Props.WillDelay
-		if delay == 0 || cause.shutdown {
-			// A shutdown publishes delayed Wills too: the memory store does
-			// not survive a restart, so they could not fire later.
+		if delay == 0 || cause.shutdown && s.store == nil {
+			// Without a store a shutdown publishes delayed Wills too: they
+			// could not fire after the restart. With a store they stay
+			// pending and fire at their due time, after the restart.
 			publish, ss.will = w, nil
 		} else {
 			ss.willDue = now.Add(time.Duration(min(delay, ss.expiry)) * time.Second)
@@ -188,6 +208,9 @@ func (s *Server) detach(ss *session, c *conn, cause closeCause, now time.Time) {
 		ss.expireAt = now.Add(time.Duration(ss.expiry) * time.Second)
 	}
 	ss.armTimerLocked(now)
+	if ss.durableLocked() {
+		ss.appendLocked(store.PutSession(ss.recordLocked()))
+	}
 	client := ss.client
 	ss.mu.Unlock()
 	if publish != nil {
@@ -232,6 +255,9 @@ func (ss *session) timerFired() {
 	expired := !ss.expireAt.IsZero() && !now.Before(ss.expireAt)
 	if !expired {
 		ss.armTimerLocked(now)
+		if will != nil && ss.durableLocked() {
+			ss.appendLocked(store.PutSession(ss.recordLocked())) // the Will is no longer pending
+		}
 	}
 	client := ss.client
 	ss.mu.Unlock()
@@ -267,6 +293,9 @@ func (s *Server) endSession(ss *session, now time.Time) {
 	ss.inflight = nil
 	ss.queue = deliveryQueue{}
 	ss.inboundQoS2 = nil
+	if ss.stored {
+		ss.appendLocked(store.DeleteSession(ss.id))
+	}
 	client := ss.client
 	ss.mu.Unlock()
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // handleSubscribe processes a SUBSCRIBE (section 3.8.4): each filter is
@@ -57,10 +58,7 @@ func (c *conn) handleSubscribe(h packet.FixedHeader, body []byte) error {
 func (c *conn) subscribeOne(req packet.Subscription, subID int) (rc packet.ReasonCode, sub *subscription, isNew bool) {
 	s := c.srv
 	o := &s.opts
-	group, inner, shared, err := s.limits.ParseShared(req.Filter)
-	if err == nil && !shared {
-		err = s.limits.ValidFilter(req.Filter)
-	}
+	group, inner, shared, err := s.limits.ParseShared(req.Filter) // validates shared and plain filters
 	switch {
 	case err != nil:
 		return packet.TopicFilterInvalid, nil, false // [MQTT-3.8.3-?]: section 4.7.1
@@ -97,6 +95,9 @@ func (c *conn) subscribeOne(req packet.Subscription, subID int) (rc packet.Reaso
 	_, existed := ss.subs[sub.filter]
 	ss.subs[sub.filter] = sub
 	s.addSubscription(sub)
+	if ss.durableLocked() {
+		ss.appendLocked(store.PutSubscription(ss.id, &store.Subscription{Sub: sub.opts, ID: sub.id}))
+	}
 	return packet.ReasonCode(req.QoS), sub, !existed
 }
 
@@ -150,6 +151,9 @@ func (c *conn) handleUnsubscribe(h packet.FixedHeader, body []byte) error {
 		}
 		delete(ss.subs, f)
 		c.srv.removeSubscription(sub) // [MQTT-3.10.4-2]: no new deliveries after UNSUBACK
+		if ss.stored {
+			ss.appendLocked(store.DeleteSubscription(ss.id, sub.filter))
+		}
 	}
 	ss.mu.Unlock()
 	c.send(&ack) // [MQTT-3.10.4-4]
@@ -176,4 +180,3 @@ func (s *Server) removeSubscription(sub *subscription) {
 		s.subs.Remove(sub.filter, sub.ss.id)
 	}
 }
-

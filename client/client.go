@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -120,7 +121,6 @@ type Client struct {
 	resumable  bool // a session was established: reconnects ask to resume it
 	running    bool
 	runCancel  context.CancelFunc
-	runDone    chan struct{}
 	stopCh     chan struct{} // closed when the client stops
 	stopErr    error
 	stopReason packet.ReasonCode
@@ -128,7 +128,14 @@ type Client struct {
 	changed    chan struct{} // closed and replaced when state or queue changes
 	events     []func()
 	eventKick  chan struct{}
-	wg         sync.WaitGroup // manager, delivery and event goroutines
+	// The goroutines of the current (or last) run; each channel is closed
+	// when its goroutine has returned.
+	runDone     chan struct{} // manager
+	deliverDone chan struct{} // handlers
+	eventDone   chan struct{} // event callbacks
+
+	inHandler atomic.Int32 // a handler is running (Disconnect must not wait for itself)
+	inEvent   atomic.Int32 // an event callback may be running
 }
 
 // New returns a client for cfg. It does not connect: call Connect. With a
@@ -245,11 +252,11 @@ func (c *Client) Connect(ctx context.Context) error {
 		c.mu.Unlock()
 		return c.AwaitConnection(ctx)
 	}
-	prev := c.runDone
 	c.mu.Unlock()
-	if prev != nil {
-		// A previous run stopped by itself; let its goroutines finish.
-		c.wg.Wait()
+	// A previous run may have stopped by itself: let its goroutines finish
+	// first, so that messages keep their order.
+	if err := c.waitRun(ctx); err != nil {
+		return fmt.Errorf("client: connect: %w", err)
 	}
 	c.mu.Lock()
 	if c.running {
@@ -268,11 +275,12 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.stopErr = nil
 	c.stopReason = packet.NormalDisconnection
 	c.setStateLocked(StateConnecting)
+	c.deliverDone = make(chan struct{})
+	c.eventDone = make(chan struct{})
 	first := make(chan error, 1)
-	c.wg.Add(3)
 	go c.manage(runCtx, first)
-	go c.deliverLoop(c.runDone)
-	go c.eventLoop(c.runDone)
+	go c.deliverLoop(c.runDone, c.deliverDone)
+	go c.eventLoop(c.runDone, c.eventDone)
 	c.mu.Unlock()
 
 	select {
@@ -376,14 +384,36 @@ func (c *Client) Disconnect(ctx context.Context, reason packet.ReasonCode) error
 		c.forceClose()
 		return fmt.Errorf("client: disconnect: %w", ctx.Err())
 	}
-	waited := make(chan struct{})
-	go func() { c.wg.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		return fmt.Errorf("client: disconnect: waiting for handlers: %w", ctx.Err())
+	if err := c.waitRun(ctx); err != nil {
+		return fmt.Errorf("client: disconnect: waiting for handlers: %w", err)
 	}
 	return drainErr
+}
+
+// waitRun waits for the goroutines of the last run to return, except the
+// one that is running the caller (a handler or event callback calling
+// Disconnect or Connect).
+func (c *Client) waitRun(ctx context.Context) error {
+	c.mu.Lock()
+	chans := []chan struct{}{c.runDone}
+	if c.inHandler.Load() == 0 {
+		chans = append(chans, c.deliverDone)
+	}
+	if c.inEvent.Load() == 0 {
+		chans = append(chans, c.eventDone)
+	}
+	c.mu.Unlock()
+	for _, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // forceClose closes the current network connection at once.
@@ -554,6 +584,7 @@ func (c *Client) finishPubLocked(op *pubOp, err error) *pubOp {
 	}
 	c.sess.pending--
 	c.notifyLocked()
+	c.kickLocked() // the send quota may allow another publish
 	if err != nil && !op.cancelled && c.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.log.Debug("publish failed", "topic", op.pkt.Topic, "qos", op.pkt.QoS, "err", err)
 	}

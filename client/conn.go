@@ -57,6 +57,9 @@ type conn struct {
 	restoring int    // restore SUBSCRIBEs outstanding
 	readyCh   chan struct{}
 	closing   bool // DISCONNECT queued: close once it is written
+	closeErr  error
+	// closeReason goes with closeErr
+	closeReason packet.ReasonCode
 
 	// owned by the writer
 	aliases map[string]uint16
@@ -85,29 +88,6 @@ func (cn *conn) fail(err error, reason packet.ReasonCode) {
 	})
 }
 
-// failDisconnect sends a DISCONNECT with code (5.0) before closing, for
-// protocol errors found by the client ([MQTT-4.13.1-1]). Best effort: a
-// short write deadline, no waiting for the writer.
-func (cn *conn) failDisconnect(err error, code packet.ReasonCode) {
-	if cn.version.Is5() {
-		d := packet.Disconnect{Version: cn.version, ReasonCode: code}
-		if b, e := d.Append(nil); e == nil {
-			cn.c.mu.Lock()
-			if !cn.closing {
-				cn.closing = true
-				cn.urgent = append(cn.urgent, b...)
-			}
-			cn.c.mu.Unlock()
-			cn.kickWriter()
-			select {
-			case <-cn.dead:
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	cn.fail(err, code)
-}
-
 // checkPublish checks a message against the server's limits (5.0).
 func (cn *conn) checkPublish(p *packet.Publish) error {
 	if p.QoS > cn.maxQoS {
@@ -128,6 +108,10 @@ func (cn *conn) checkPublish(p *packet.Publish) error {
 	}
 	return nil
 }
+
+// readPool lends read buffers to every client's connections, so that an
+// idle connection holds none.
+var readPool = packet.NewBufferPool(0)
 
 // deadlineReader arms the read deadline before every read, so that
 // silence longer than d fails the read. It is how a half-open connection
@@ -218,7 +202,9 @@ func (c *Client) exchange(ctx context.Context, nc net.Conn, u *serverURL) (*conn
 	if _, err := nc.Write(b); err != nil {
 		return nil, fmt.Errorf("client: connect to %s: write CONNECT: %w", u, ioErr(ctx, err))
 	}
-	rd := packet.NewReader(nc)
+	dr := &deadlineReader{nc: nc}
+	rd := packet.NewReader(dr)
+	rd.Pool = readPool
 	if s.MaxPacketSize > 0 {
 		rd.MaxSize = int(s.MaxPacketSize)
 	}
@@ -287,6 +273,7 @@ func (c *Client) exchange(ctx context.Context, nc net.Conn, u *serverURL) (*conn
 	}
 	cn.pingTimeout = s.pingTimeout(cn.keepAlive)
 	if cn.keepAlive > 0 {
+		dr.d = cn.keepAlive + cn.pingTimeout
 		cn.writeTimeout = cn.keepAlive + cn.pingTimeout
 	} else {
 		cn.writeTimeout = s.WriteTimeout
@@ -356,6 +343,7 @@ func (c *Client) attach(cn *conn) {
 		cn.ready = true
 		close(cn.readyCh)
 	}
+	nResend, nRestore := len(sess.resend), cn.restoring
 	cn.wg.Add(2)
 	go cn.readLoop()
 	go cn.writeLoop()
@@ -364,7 +352,7 @@ func (c *Client) attach(cn *conn) {
 		c.storeDelete(op)
 	}
 	cn.log.Info("connected", "version", cn.version.String(), "session_present", cn.connack.SessionPresent,
-		"keep_alive", cn.keepAlive, "resend", len(sess.resend), "restore", cn.restoring)
+		"keep_alive", cn.keepAlive, "resend", nResend, "restore", nRestore)
 }
 
 // detach reconciles the session after cn has died: SUBSCRIBE/UNSUBSCRIBE

@@ -62,7 +62,7 @@ func (e *ReasonError) Error() string {
 	if e.V3 {
 		code = v3ConnackName(e.Code)
 	}
-	s := fmt.Sprintf("client: server answered %s with %s", e.Packet, code)
+	s := fmt.Sprintf("client: server's %s carries %s", e.Packet, code)
 	if e.Reason != "" {
 		s += ": " + e.Reason
 	}

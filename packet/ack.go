@@ -30,7 +30,7 @@ func (a *Ack) bodyLen() int {
 }
 
 // Len returns the encoded size of a.
-func (a *Ack) Len() int { return headerLen(a.bodyLen()) + a.bodyLen() }
+func (a *Ack) Len() int { n := a.bodyLen(); return headerLen(n) + n }
 
 func (a *Ack) checkKind() error {
 	switch a.Kind {
@@ -62,6 +62,9 @@ func (a *Ack) Append(b []byte) ([]byte, error) {
 		flags = 0x02 // [MQTT-3.6.1-1]
 	}
 	n := a.bodyLen()
+	if err := checkRemaining(n); err != nil {
+		return b, err
+	}
 	b = appendHeader(b, a.Kind, flags, n)
 	b = appendUint16(b, a.PacketID)
 	if n >= 3 {

@@ -22,7 +22,7 @@ func (c *Connack) bodyLen() int {
 }
 
 // Len returns the encoded size of c.
-func (c *Connack) Len() int { return headerLen(c.bodyLen()) + c.bodyLen() }
+func (c *Connack) Len() int { n := c.bodyLen(); return headerLen(n) + n }
 
 // Append appends the encoded CONNACK to b.
 func (c *Connack) Append(b []byte) ([]byte, error) {
@@ -40,7 +40,11 @@ func (c *Connack) Append(b []byte) ([]byte, error) {
 	if c.SessionPresent && c.ReasonCode != Success {
 		return b, protocolErr("Session Present with a non-zero reason code") // [MQTT-3.2.2-6]
 	}
-	b = appendHeader(b, CONNACK, 0, c.bodyLen())
+	n := c.bodyLen()
+	if err := checkRemaining(n); err != nil {
+		return b, err
+	}
+	b = appendHeader(b, CONNACK, 0, n)
 	sp := byte(0)
 	if c.SessionPresent {
 		sp = 1
@@ -55,6 +59,9 @@ func (c *Connack) Append(b []byte) ([]byte, error) {
 // Decode decodes a CONNACK body for c.Version.
 func (c *Connack) Decode(h FixedHeader, body []byte) error {
 	*c = Connack{Version: c.Version, Props: c.Props}
+	if err := h.checkFlags(); err != nil {
+		return err
+	}
 	d := decoder{b: body}
 	flags, err := d.byte()
 	if err != nil {

@@ -88,6 +88,9 @@ func (c *Connect) Append(b []byte) ([]byte, error) {
 		if err := c.Props.check(scopeOf(CONNECT), "CONNECT"); err != nil {
 			return b, err
 		}
+		if err := c.Props.checkAuthData(); err != nil {
+			return b, err
+		}
 	}
 	flags := byte(0)
 	if c.CleanStart {
@@ -153,6 +156,9 @@ func (c *Connect) Append(b []byte) ([]byte, error) {
 // UnsupportedProtocolVersion ([MQTT-3.1.2-1], [MQTT-3.1.2-2]).
 func (c *Connect) Decode(h FixedHeader, body []byte) error {
 	*c = Connect{Props: c.Props}
+	if err := h.checkFlags(); err != nil {
+		return err
+	}
 	d := decoder{b: body}
 	name, err := d.string()
 	if err != nil {
@@ -202,8 +208,8 @@ func (c *Connect) Decode(h FixedHeader, body []byte) error {
 		if err := c.Props.decode(&d, scopeOf(CONNECT), "CONNECT"); err != nil {
 			return err
 		}
-		if c.Props.Has(PropAuthData) && !c.Props.Has(PropAuthMethod) {
-			return protocolErr("Authentication Data without Authentication Method") // section 3.1.2.11.10
+		if err := c.Props.checkAuthData(); err != nil {
+			return err
 		}
 	} else {
 		c.Props.reset()

@@ -97,8 +97,8 @@ func (a *Auth) Decode(h FixedHeader, body []byte) error {
 	*a = Auth{Props: a.Props}
 	var err error
 	a.ReasonCode, err = decodeReasonBody(h, body, AUTH, V5, &a.Props)
-	if err == nil && a.Props.Has(PropAuthData) && !a.Props.Has(PropAuthMethod) {
-		err = protocolErr("Authentication Data without Authentication Method")
+	if err == nil {
+		err = a.Props.checkAuthData()
 	}
 	return err
 }
@@ -128,8 +128,16 @@ func appendReasonBody(b []byte, t Type, v Version, rc ReasonCode, props *Propert
 		if err := props.check(scopeOf(t), t.String()); err != nil {
 			return b, err
 		}
+		if t == AUTH {
+			if err := props.checkAuthData(); err != nil {
+				return b, err
+			}
+		}
 	}
 	n := reasonBodyLen(v, rc, props)
+	if err := checkRemaining(n); err != nil {
+		return b, err
+	}
 	b = appendHeader(b, t, 0, n)
 	if n > 0 {
 		b = append(b, byte(rc))

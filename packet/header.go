@@ -16,7 +16,7 @@ func (h FixedHeader) Size() int { return 1 + VarintLen(h.Remaining) + h.Remainin
 // ParseFixedHeader reads a fixed header from the start of b and returns it
 // with its length (2 to 5 bytes). It returns ErrShortBuffer when b ends
 // before the header does. It checks the packet type and its reserved flag
-// bits ([MQTT-2.1.3-1] of 3.1.1, [MQTT-2.1.3-1] of 5.0): a violation is
+// bits ([MQTT-2.2.2-1] of 3.1.1, [MQTT-2.1.3-1] of 5.0): a violation is
 // Malformed. It does not check the size against a maximum; see CheckSize.
 func ParseFixedHeader(b []byte) (FixedHeader, int, error) {
 	if len(b) < 2 {

@@ -32,8 +32,8 @@ func New(t Type, v Version) (Packet, error) {
 			return &Auth{}, nil
 		}
 	}
-	// Type 0 is reserved in every version, type 15 before 5.0 ([MQTT-2.1.2-1]
-	// of 3.1.1 forbids reserved types).
+	// Type 0 is reserved in every version, type 15 before 5.0 (table 2.1 of
+	// 3.1.1 marks both "Forbidden").
 	return nil, malformed(fmt.Sprintf("packet type %d is reserved in MQTT %s", byte(t), v))
 }
 

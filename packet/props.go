@@ -2,6 +2,7 @@ package packet
 
 import (
 	"fmt"
+	"math/bits"
 	"unsafe"
 )
 
@@ -85,75 +86,104 @@ type Properties struct {
 }
 
 // Has reports whether property id is present: read by Decode, marked with
-// Mark, or set to a non-zero value.
+// Mark, or set to a non-zero value. A list (User Property, Subscription
+// Identifier) is present when it is not empty.
 func (p *Properties) Has(id PropID) bool {
-	if p.present&(1<<id) != 0 {
-		return true
+	return id <= maxPropID && p.mask()&(1<<id) != 0
+}
+
+// mask returns the set of present properties, bit n for identifier n.
+func (p *Properties) mask() uint64 {
+	m := p.present & markable
+	if p.PayloadFormat != 0 {
+		m |= 1 << PropPayloadFormat
 	}
-	switch id {
-	case PropPayloadFormat:
-		return p.PayloadFormat != 0
-	case PropMessageExpiry:
-		return p.MessageExpiry != 0
-	case PropContentType:
-		return p.ContentType != ""
-	case PropResponseTopic:
-		return p.ResponseTopic != ""
-	case PropCorrelationData:
-		return p.CorrelationData != nil
-	case PropSubscriptionID:
-		return len(p.SubscriptionIDs) > 0
-	case PropSessionExpiry:
-		return p.SessionExpiry != 0
-	case PropAssignedClientID:
-		return p.AssignedClientID != ""
-	case PropServerKeepAlive:
-		return p.ServerKeepAlive != 0
-	case PropAuthMethod:
-		return p.AuthMethod != ""
-	case PropAuthData:
-		return p.AuthData != nil
-	case PropRequestProblemInfo:
-		return p.RequestProblemInfo != 0
-	case PropWillDelay:
-		return p.WillDelay != 0
-	case PropRequestResponseInfo:
-		return p.RequestResponseInfo != 0
-	case PropResponseInfo:
-		return p.ResponseInfo != ""
-	case PropServerReference:
-		return p.ServerReference != ""
-	case PropReasonString:
-		return p.ReasonString != ""
-	case PropReceiveMaximum:
-		return p.ReceiveMaximum != 0
-	case PropTopicAliasMaximum:
-		return p.TopicAliasMaximum != 0
-	case PropTopicAlias:
-		return p.TopicAlias != 0
-	case PropMaximumQoS:
-		return p.MaximumQoS != 0
-	case PropRetainAvailable:
-		return p.RetainAvailable != 0
-	case PropUser:
-		return len(p.User) > 0
-	case PropMaximumPacketSize:
-		return p.MaximumPacketSize != 0
-	case PropWildcardSubAvailable:
-		return p.WildcardSubAvailable != 0
-	case PropSubIDAvailable:
-		return p.SubIDAvailable != 0
-	case PropSharedSubAvailable:
-		return p.SharedSubAvailable != 0
+	if p.MessageExpiry != 0 {
+		m |= 1 << PropMessageExpiry
 	}
-	return false
+	if p.ContentType != "" {
+		m |= 1 << PropContentType
+	}
+	if p.ResponseTopic != "" {
+		m |= 1 << PropResponseTopic
+	}
+	if p.CorrelationData != nil {
+		m |= 1 << PropCorrelationData
+	}
+	if len(p.SubscriptionIDs) > 0 {
+		m |= 1 << PropSubscriptionID
+	}
+	if p.SessionExpiry != 0 {
+		m |= 1 << PropSessionExpiry
+	}
+	if p.AssignedClientID != "" {
+		m |= 1 << PropAssignedClientID
+	}
+	if p.ServerKeepAlive != 0 {
+		m |= 1 << PropServerKeepAlive
+	}
+	if p.AuthMethod != "" {
+		m |= 1 << PropAuthMethod
+	}
+	if p.AuthData != nil {
+		m |= 1 << PropAuthData
+	}
+	if p.RequestProblemInfo != 0 {
+		m |= 1 << PropRequestProblemInfo
+	}
+	if p.WillDelay != 0 {
+		m |= 1 << PropWillDelay
+	}
+	if p.RequestResponseInfo != 0 {
+		m |= 1 << PropRequestResponseInfo
+	}
+	if p.ResponseInfo != "" {
+		m |= 1 << PropResponseInfo
+	}
+	if p.ServerReference != "" {
+		m |= 1 << PropServerReference
+	}
+	if p.ReasonString != "" {
+		m |= 1 << PropReasonString
+	}
+	if p.ReceiveMaximum != 0 {
+		m |= 1 << PropReceiveMaximum
+	}
+	if p.TopicAliasMaximum != 0 {
+		m |= 1 << PropTopicAliasMaximum
+	}
+	if p.TopicAlias != 0 {
+		m |= 1 << PropTopicAlias
+	}
+	if p.MaximumQoS != 0 {
+		m |= 1 << PropMaximumQoS
+	}
+	if p.RetainAvailable != 0 {
+		m |= 1 << PropRetainAvailable
+	}
+	if len(p.User) > 0 {
+		m |= 1 << PropUser
+	}
+	if p.MaximumPacketSize != 0 {
+		m |= 1 << PropMaximumPacketSize
+	}
+	if p.WildcardSubAvailable != 0 {
+		m |= 1 << PropWildcardSubAvailable
+	}
+	if p.SubIDAvailable != 0 {
+		m |= 1 << PropSubIDAvailable
+	}
+	if p.SharedSubAvailable != 0 {
+		m |= 1 << PropSharedSubAvailable
+	}
+	return m
 }
 
 // Mark marks property id present, so that it is sent even when its value is
 // zero. Marking PropUser or PropSubscriptionID has no effect: lists are sent
 // when they are not empty.
 func (p *Properties) Mark(id PropID) {
-	if id <= maxPropID && id != PropUser && id != PropSubscriptionID {
+	if id <= maxPropID && markable&(1<<id) != 0 {
 		p.present |= 1 << id
 	}
 }
@@ -163,14 +193,7 @@ func (p *Properties) Mark(id PropID) {
 func (p *Properties) Unmark(id PropID) { p.present &^= 1 << id }
 
 // Empty reports whether no property is present.
-func (p *Properties) Empty() bool {
-	for id := PropID(1); id <= maxPropID; id++ {
-		if propTable[id].kind != 0 && p.Has(id) {
-			return false
-		}
-	}
-	return true
-}
+func (p *Properties) Empty() bool { return p.mask() == 0 }
 
 // reset clears p for decoding, keeping the capacity of its lists.
 func (p *Properties) reset() {
@@ -188,7 +211,7 @@ func scopeOf(t Type) propScope { return 1 << t }
 // Allowed reports whether property id may appear in a packet of type t
 // (table 2-4 of MQTT 5.0). Will properties are checked with AllowedInWill.
 func Allowed(id PropID, t Type) bool {
-	return id <= maxPropID && propTable[id].scope&scopeOf(t) != 0
+	return id <= maxPropID && t > 0 && t <= AUTH && propTable[id].scope&scopeOf(t) != 0
 }
 
 // AllowedInWill reports whether property id may appear in a Will's
@@ -256,6 +279,17 @@ var propTable = [maxPropID + 1]propInfo{
 	PropSubIDAvailable:       {"Subscription Identifier Available", kindByte, sc(CONNACK), false, true},
 	PropSharedSubAvailable:   {"Shared Subscription Available", kindByte, sc(CONNACK), false, true},
 }
+
+// markable is the set of properties Mark can mark: every defined property
+// but the two lists, which are present when they are not empty.
+const markable uint64 = 1<<PropPayloadFormat | 1<<PropMessageExpiry | 1<<PropContentType |
+	1<<PropResponseTopic | 1<<PropCorrelationData | 1<<PropSessionExpiry |
+	1<<PropAssignedClientID | 1<<PropServerKeepAlive | 1<<PropAuthMethod | 1<<PropAuthData |
+	1<<PropRequestProblemInfo | 1<<PropWillDelay | 1<<PropRequestResponseInfo |
+	1<<PropResponseInfo | 1<<PropServerReference | 1<<PropReasonString |
+	1<<PropReceiveMaximum | 1<<PropTopicAliasMaximum | 1<<PropTopicAlias | 1<<PropMaximumQoS |
+	1<<PropRetainAvailable | 1<<PropMaximumPacketSize | 1<<PropWildcardSubAvailable |
+	1<<PropSubIDAvailable | 1<<PropSharedSubAvailable
 
 // String returns the property's name as the specification spells it.
 func (id PropID) String() string {
@@ -397,14 +431,13 @@ func (p *Properties) setBin(id PropID, b []byte) {
 
 // bodyLen is the length of the encoded properties without the leading
 // Property Length.
-func (p *Properties) bodyLen() int {
+func (p *Properties) bodyLen() int { return p.bodyLenOf(p.mask()) }
+
+func (p *Properties) bodyLenOf(m uint64) int {
 	n := 0
-	for id := PropID(1); id <= maxPropID; id++ {
-		info := &propTable[id]
-		if info.kind == 0 || !p.Has(id) {
-			continue
-		}
-		switch info.kind {
+	for ; m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(m))
+		switch propTable[id].kind {
 		case kindByte:
 			n += 2
 		case kindUint16:
@@ -434,17 +467,28 @@ func (p *Properties) encodedLen() int {
 	return VarintLen(n) + n
 }
 
-// check validates p for sending in scope s.
+// check validates p for sending in scope s: the encoder refuses what a
+// receiver's decoder would refuse.
 func (p *Properties) check(s propScope, where string) error {
-	for id := PropID(1); id <= maxPropID; id++ {
+	m := p.mask()
+	if m == 0 {
+		return nil
+	}
+	for ; m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(m))
 		info := &propTable[id]
-		if info.kind == 0 || !p.Has(id) {
-			continue
-		}
 		if info.scope&s == 0 {
 			return &Error{Code: MalformedPacket, Reason: fmt.Sprintf("property %s not allowed in %s", id, where)}
 		}
 		switch info.kind {
+		case kindByte:
+			if info.bool_ && p.fixed(id) > 1 {
+				return protocolErr(fmt.Sprintf("property %s has value %d, not 0 or 1", id, p.fixed(id)))
+			}
+		case kindUint16, kindUint32:
+			if err := checkNonZero(id, p.fixed(id)); err != nil {
+				return err
+			}
 		case kindString:
 			if !ValidString(p.str(id)) {
 				return malformed(fmt.Sprintf("property %s is not a valid UTF-8 string", id))
@@ -470,17 +514,42 @@ func (p *Properties) check(s propScope, where string) error {
 	return nil
 }
 
+// checkNonZero refuses the zero value of the integer properties where zero
+// is not allowed.
+func checkNonZero(id PropID, v uint32) error {
+	if v != 0 {
+		return nil
+	}
+	switch id {
+	case PropReceiveMaximum:
+		return protocolErr("Receive Maximum is 0") // sections 3.1.2.11.3 and 3.2.2.3.3
+	case PropMaximumPacketSize:
+		return protocolErr("Maximum Packet Size is 0") // sections 3.1.2.11.4 and 3.2.2.3.6
+	case PropTopicAlias:
+		// [MQTT-3.3.2-8]; the receiver answers 0x94 (section 3.3.4).
+		return &Error{Code: TopicAliasInvalid, Reason: "Topic Alias is 0"}
+	}
+	return nil
+}
+
+// checkAuthData refuses Authentication Data without an Authentication
+// Method (sections 3.1.2.11.10 and 3.15.2.2.2).
+func (p *Properties) checkAuthData() error {
+	if p.Has(PropAuthData) && !p.Has(PropAuthMethod) {
+		return protocolErr("Authentication Data without Authentication Method")
+	}
+	return nil
+}
+
 // append appends the Property Length and the properties. check must have
 // passed. Properties are written in identifier order, user properties in
 // their own order.
 func (p *Properties) append(b []byte) []byte {
-	b = AppendVarint(b, p.bodyLen())
-	for id := PropID(1); id <= maxPropID; id++ {
-		info := &propTable[id]
-		if info.kind == 0 || !p.Has(id) {
-			continue
-		}
-		switch info.kind {
+	m := p.mask()
+	b = AppendVarint(b, p.bodyLenOf(m))
+	for ; m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(m))
+		switch propTable[id].kind {
 		case kindByte:
 			b = append(b, byte(id), byte(p.fixed(id)))
 		case kindUint16:
@@ -550,8 +619,10 @@ func (p *Properties) decode(d *decoder, s propScope, where string) error {
 			if err != nil {
 				return malformed("property value exceeds the property length")
 			}
-			if v == 0 && id == PropReceiveMaximum {
-				return protocolErr("Receive Maximum is 0") // sections 3.1.2.11.3 and 3.2.2.3.3
+			if v == 0 {
+				if err := checkNonZero(id, 0); err != nil {
+					return err
+				}
 			}
 			p.setFixed(id, uint32(v))
 		case kindUint32:
@@ -559,8 +630,10 @@ func (p *Properties) decode(d *decoder, s propScope, where string) error {
 			if err != nil {
 				return malformed("property value exceeds the property length")
 			}
-			if v == 0 && id == PropMaximumPacketSize {
-				return protocolErr("Maximum Packet Size is 0")
+			if v == 0 {
+				if err := checkNonZero(id, 0); err != nil {
+					return err
+				}
 			}
 			p.setFixed(id, v)
 		case kindVarint:

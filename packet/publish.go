@@ -1,6 +1,9 @@
 package packet
 
-// Publish is the PUBLISH packet (section 3.3).
+// Publish is the PUBLISH packet (section 3.3). The codec checks that the
+// Topic Name is a valid UTF-8 string and not empty (except with a Topic
+// Alias in 5.0); wildcards and aliases are checked by the receiver's
+// session.
 type Publish struct {
 	Version  Version
 	Dup      bool
@@ -72,6 +75,9 @@ func (p *Publish) AppendHeader(b []byte) ([]byte, error) {
 			return b, err
 		}
 	}
+	if err := p.checkTopic(); err != nil {
+		return b, err
+	}
 	n := p.bodyLen()
 	if err := checkRemaining(n); err != nil {
 		return b, err
@@ -125,7 +131,27 @@ func (p *Publish) Decode(h FixedHeader, body []byte) error {
 	} else {
 		p.Props.reset()
 	}
+	if p.Topic == "" {
+		if err := p.checkTopic(); err != nil {
+			return err
+		}
+	}
 	p.Payload = d.rest()
+	return nil
+}
+
+// checkTopic refuses an empty Topic Name, which 5.0 allows only with a
+// Topic Alias (section 3.3.2.1) and 3.x never ([MQTT-4.7.3-1] of 3.1.1).
+func (p *Publish) checkTopic() error {
+	if p.Topic != "" {
+		return nil
+	}
+	if !p.Version.Is5() {
+		return protocolErr("PUBLISH with an empty Topic Name") // [MQTT-4.7.3-1]
+	}
+	if !p.Props.Has(PropTopicAlias) {
+		return protocolErr("PUBLISH with an empty Topic Name and no Topic Alias") // section 3.3.2.1
+	}
 	return nil
 }
 

@@ -6,15 +6,19 @@ import (
 	"sync"
 )
 
-// DefaultBufferSize is the size of the buffers a BufferPool hands out.
+// DefaultBufferSize is the size of the buffers a BufferPool hands out, and
+// of the buffer a Reader without a Pool keeps.
 const DefaultBufferSize = 4096
 
 // BufferPool lends read buffers to Readers, so that a connection that is
 // waiting for its next packet holds no buffer. The zero value is not usable;
-// create one with NewBufferPool and share it between connections.
+// create one with NewBufferPool and share it between connections. It is
+// safe for concurrent use.
 type BufferPool struct {
 	size int
-	p    sync.Pool
+	p    sync.Pool // of *[]byte, each of len size
+
+	testHookPut func(*[]byte) // tests only: sees every buffer given back
 }
 
 // NewBufferPool returns a pool of buffers of size bytes (DefaultBufferSize
@@ -28,27 +32,52 @@ func NewBufferPool(size int) *BufferPool {
 	return bp
 }
 
-// Get borrows a buffer of the pool's size.
-func (bp *BufferPool) Get() []byte { return *bp.p.Get().(*[]byte) }
+// Get borrows a buffer of the pool's size. (Readers use the pool without
+// allocating; a Get and Put pair from elsewhere costs one small allocation.)
+func (bp *BufferPool) Get() []byte { return *bp.get() }
 
-// Put returns a buffer. Buffers of another size are dropped.
+// Put returns a buffer. Buffers of another capacity are dropped.
 func (bp *BufferPool) Put(b []byte) {
 	if cap(b) == bp.size {
 		b = b[:bp.size]
-		bp.p.Put(&b)
+		bp.put(&b)
 	}
 }
 
-// Reader reads control packets from a byte stream. It reads as much as the
-// stream offers, so that a burst of packets costs one read, and it checks
-// the declared size of each packet before reading its body.
+func (bp *BufferPool) get() *[]byte { return bp.p.Get().(*[]byte) }
+
+func (bp *BufferPool) put(b *[]byte) {
+	if bp.testHookPut != nil {
+		bp.testHookPut(b)
+	}
+	bp.p.Put(b)
+}
+
+// maxEmptyReads is how many times in a row the Reader tolerates a Read that
+// returns no bytes and no error before it gives up with io.ErrNoProgress
+// (as bufio does).
+const maxEmptyReads = 100
+
+var errBadCount = errors.New("mqtt: io.Reader returned an invalid byte count")
+
+// Reader reads control packets from a byte stream. It checks the declared
+// size of each packet against MaxSize as soon as the fixed header has
+// arrived, before reading its body.
 //
-// While it waits for a new packet with nothing buffered, a Reader holds only
-// a small inline array: its larger buffer goes back to Pool (when set). A
-// buffer for a large packet grows with the bytes that actually arrive, never
-// beyond the declared size.
+// A Reader waiting for a new packet with nothing buffered reads into a small
+// array of its own and holds no other buffer: an idle connection costs no
+// pool buffer. Once bytes are buffered and more are needed, it reads into a
+// standard buffer (borrowed from Pool, or kept by the Reader when Pool is
+// nil) as much as the stream offers, so that a burst of packets costs the
+// small read that wakes the Reader and then one read per standard buffer.
+// The standard buffer goes back to the Pool at the start of the next call to
+// Next that finds nothing buffered. A packet larger than a standard buffer
+// gets a buffer of its own that grows with the bytes that actually arrive
+// (to at most twice what has arrived), never beyond the declared size, and
+// is dropped once the packet has been consumed.
 //
-// A Reader is not safe for concurrent use.
+// A Reader is not safe for concurrent use. Set MaxSize and Pool before the
+// first call to Next.
 type Reader struct {
 	// MaxSize is the largest packet accepted, fixed header included; 0
 	// means MaxPacketSize. A larger packet gives an *Error with
@@ -57,11 +86,15 @@ type Reader struct {
 	// Pool, if set, lends the buffer used while packets are arriving.
 	Pool *BufferPool
 
-	rd       io.Reader
-	small    [64]byte
-	buf      []byte // small[:], a pooled buffer, or an owned one
-	borrowed bool   // buf came from Pool
-	r, w     int    // unread bytes are buf[r:w]
+	// owned by the goroutine calling Next
+	rd      io.Reader
+	small   [64]byte    // the buffer of an idle Reader
+	buf     []byte      // small[:], a standard buffer, or a larger one for one packet
+	r, w    int         // unread bytes are buf[r:w]
+	pooled  *[]byte     // buf's handle when it was borrowed from pool
+	pool    *BufferPool // the pool pooled belongs to
+	spare   []byte      // without Pool: the standard buffer, kept for reuse
+	readErr error       // an error that came with the last bytes read, reported when more are needed
 }
 
 // NewReader returns a Reader reading from rd.
@@ -77,13 +110,12 @@ func (r *Reader) Buffered() int { return r.w - r.r }
 // Next returns the fixed header and body of the next packet. The body is
 // valid until the next call to Next. Errors: io.EOF at a clean end of stream
 // between packets, io.ErrUnexpectedEOF inside a packet, an *Error for a
-// malformed fixed header or a packet above MaxSize, or the stream's own error.
+// malformed fixed header or a packet above MaxSize, or the stream's own
+// error. After an error the Reader must not be used again.
 func (r *Reader) Next() (FixedHeader, []byte, error) {
-	if r.buf == nil {
-		r.buf = r.small[:]
-	}
-	if r.r == r.w {
-		r.reset()
+	if r.r == r.w || r.buf == nil {
+		r.release() // nothing buffered: the previous body is done with
+		r.r, r.w = 0, 0
 	}
 	for {
 		h, n, err := ParseFixedHeader(r.buf[r.r:r.w])
@@ -99,72 +131,117 @@ func (r *Reader) Next() (FixedHeader, []byte, error) {
 				return h, body, nil
 			}
 			r.makeRoom(total)
-		case errors.Is(err, ErrShortBuffer):
-			r.makeRoom(5)
+		case err == ErrShortBuffer:
+			r.makeRoom(5) // the longest fixed header
 		default:
 			return h, nil, err
 		}
 		if err := r.fill(); err != nil {
-			return h, nil, err
+			return FixedHeader{}, nil, err
 		}
 	}
 }
 
-// reset drops an empty buffer, returning a borrowed one to the pool.
-func (r *Reader) reset() {
-	if r.borrowed {
-		r.Pool.Put(r.buf)
-		r.borrowed = false
+// stdSize is the size of the Reader's standard buffer.
+func (r *Reader) stdSize() int {
+	if r.Pool != nil {
+		return r.Pool.size
+	}
+	return DefaultBufferSize
+}
+
+// release lets go of buf and returns to the small array: a borrowed buffer
+// goes back to its pool, a large one to the garbage collector, the spare
+// stays in r.spare.
+func (r *Reader) release() {
+	if r.pooled != nil {
+		r.pool.put(r.pooled)
+		r.pooled, r.pool = nil, nil
 	}
 	r.buf = r.small[:]
-	r.r, r.w = 0, 0
 }
 
-// makeRoom ensures buf has room to read towards a packet of total bytes
-// starting at r.r: in place, by moving the unread bytes to the front, or in
-// a larger buffer. A larger buffer is at most twice what has arrived (or one
-// pool buffer), so a declared size alone does not allocate much memory, and
-// it never exceeds the declared size.
+// inSmall reports whether buf is the small array.
+func (r *Reader) inSmall() bool { return len(r.buf) > 0 && &r.buf[0] == &r.small[0] }
+
+// makeRoom ensures buf has room to read more of a packet of total bytes
+// starting at r.r. The small array serves only the first read of an idle
+// Reader. A packet that fits the buffer is read in place (the unread bytes
+// moved to the front if needed); a larger one fills the buffer before it
+// grows. A new buffer is a standard one or, for a large packet, twice what
+// has arrived, never more than the declared size: a declared size alone
+// does not allocate much memory, and the copies add up to about the size of
+// the packet.
 func (r *Reader) makeRoom(total int) {
 	have := r.w - r.r
-	poolSize := DefaultBufferSize
-	if r.Pool != nil {
-		poolSize = r.Pool.size
+	if have == 0 || !r.inSmall() {
+		if total <= len(r.buf) {
+			if r.r+total > len(r.buf) {
+				r.compact()
+			}
+			return
+		}
+		if r.r > 0 {
+			r.compact()
+		}
+		if r.w < len(r.buf) {
+			return
+		}
 	}
-	need := min(total, max(2*have, poolSize))
-	if r.r+need <= len(r.buf) {
-		return
-	}
-	if need <= len(r.buf) {
-		copy(r.buf, r.buf[r.r:r.w])
-		r.r, r.w = 0, have
-		return
-	}
+	std := r.stdSize()
+	size := min(total, max(2*have, std))
 	var nb []byte
-	borrowed := false
-	if r.Pool != nil && need <= r.Pool.size {
-		nb, borrowed = r.Pool.Get(), true
-	} else {
-		nb = make([]byte, need)
+	var handle *[]byte
+	switch {
+	case size > std:
+		nb = make([]byte, size)
+	case r.Pool != nil:
+		handle = r.Pool.get()
+		nb = *handle
+	default:
+		if r.spare == nil {
+			r.spare = make([]byte, DefaultBufferSize)
+		}
+		nb = r.spare
 	}
 	copy(nb, r.buf[r.r:r.w])
-	if r.borrowed {
-		r.Pool.Put(r.buf)
+	r.release()
+	r.buf, r.r, r.w = nb, 0, have
+	if handle != nil {
+		r.pooled, r.pool = handle, r.Pool
 	}
-	r.buf, r.borrowed = nb, borrowed
-	r.r, r.w = 0, have
 }
 
-// fill reads once into the free end of buf.
+// compact moves the unread bytes to the front of buf.
+func (r *Reader) compact() {
+	r.w = copy(r.buf, r.buf[r.r:r.w])
+	r.r = 0
+}
+
+// fill reads once into the free end of buf, which makeRoom made non-empty.
 func (r *Reader) fill() error {
-	n, err := r.rd.Read(r.buf[r.w:])
-	r.w += n
-	if n > 0 {
-		return nil
+	if err := r.readErr; err != nil {
+		return r.eof(err)
 	}
-	if err == nil {
-		return io.ErrNoProgress
+	for range maxEmptyReads {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			return errBadCount
+		}
+		r.w += n
+		if n > 0 {
+			r.readErr = err // reported when more bytes are needed
+			return nil
+		}
+		if err != nil {
+			return r.eof(err)
+		}
 	}
+	return io.ErrNoProgress
+}
+
+// eof turns io.EOF inside a packet into io.ErrUnexpectedEOF.
+func (r *Reader) eof(err error) error {
 	if err == io.EOF && r.w > r.r {
 		return io.ErrUnexpectedEOF
 	}

@@ -58,7 +58,7 @@ var rejects = []reject{
 	{"CONNECT will retain without will flag [MQTT-3.1.2-13] (5.0), [MQTT-3.1.2-15] (3.1.1)", V5,
 		`10 0D 00 04 4D 51 54 54 05 22 00 00 00 00 00`, malformedCode},
 	{"CONNECT will QoS 3 [MQTT-3.1.2-12] (5.0), [MQTT-3.1.2-14] (3.1.1)", V311,
-		`10 12 00 04 4D 51 54 54 04 1E 00 00 00 00 00 01 77 00 00`, malformedCode},
+		`10 11 00 04 4D 51 54 54 04 1E 00 00 00 00 00 01 77 00 00`, malformedCode},
 	{"CONNECT 3.1.1 password without user name [MQTT-3.1.2-22]", V311,
 		`10 10 00 04 4D 51 54 54 04 40 00 00 00 00 00 02 70 77`, malformedCode},
 	{"CONNECT 3.1 password without user name", V31,
@@ -71,7 +71,7 @@ var rejects = []reject{
 	{"CONNECT MQIsdp at level 4 [MQTT-3.1.2-2]", V5, `10 0E 00 06 4D 51 49 73 64 70 04 02 00 00 00 00`, UnsupportedProtocolVersion},
 	{"CONNECT Authentication Data without Method (3.1.2.11.10)", V5,
 		`10 12 00 04 4D 51 54 54 05 02 00 00 05 16 00 02 01 02 00 00`, protocolCode},
-	{"CONNECT will flag but no will fields [MQTT-3.1.2-9]", V311, `10 0E 00 04 4D 51 54 54 04 06 00 00 00 00`, malformedCode},
+	{"CONNECT will flag but no will fields [MQTT-3.1.2-9]", V311, `10 0C 00 04 4D 51 54 54 04 06 00 00 00 00`, malformedCode},
 	{"CONNECT user name flag but no user name [MQTT-3.1.2-17]", V5, `10 0D 00 04 4D 51 54 54 05 82 00 00 00 00 00`, malformedCode},
 	{"CONNECT user name present without its flag [MQTT-3.1.2-16]", V5,
 		`10 10 00 04 4D 51 54 54 05 02 00 00 00 00 00 00 01 75`, malformedCode},
@@ -98,11 +98,11 @@ var rejects = []reject{
 	{"duplicate Will Delay Interval (3.1.3.2.2)", V5,
 		`10 1D 00 04 4D 51 54 54 05 06 00 00 00 00 00 0A 18 00 00 00 01 18 00 00 00 02 00 01 77 00 00`, protocolCode},
 	{"duplicate Subscription Identifier in SUBSCRIBE (3.8.2.1.2)", V5, `82 0B 00 01 04 0B 01 0B 02 00 01 61 00`, protocolCode},
-	{"duplicate Authentication Method in AUTH (3.15.2.2.2)", V5, `F0 0B 18 09 15 00 01 61 15 00 01 62`, protocolCode},
-	{"Session Expiry Interval not allowed in PUBLISH (2.2.2.2)", V5, `30 0A 00 01 74 05 11 00 00 00 01`, malformedCode},
+	{"duplicate Authentication Method in AUTH (3.15.2.2.2)", V5, `F0 0A 18 08 15 00 01 61 15 00 01 62`, protocolCode},
+	{"Session Expiry Interval not allowed in PUBLISH (2.2.2.2)", V5, `30 09 00 01 74 05 11 00 00 00 01`, malformedCode},
 	{"Topic Alias not allowed in PUBACK (2.2.2.2)", V5, `40 07 00 01 00 03 23 00 01`, malformedCode},
 	{"Subscription Identifier not allowed in UNSUBSCRIBE (2.2.2.2)", V5, `A2 08 00 01 02 0B 01 00 01 61`, malformedCode},
-	{"Reason String not allowed in SUBSCRIBE (2.2.2.2)", V5, `82 0A 00 01 04 1F 00 01 78 00 01 61 00`, malformedCode},
+	{"Reason String not allowed in SUBSCRIBE (2.2.2.2)", V5, `82 0B 00 01 04 1F 00 01 78 00 01 61 00`, malformedCode},
 	{"Will Delay Interval not allowed in CONNECT properties (2.2.2.2)", V5,
 		`10 12 00 04 4D 51 54 54 05 02 00 00 05 18 00 00 00 01 00 00`, malformedCode},
 	{"Session Expiry Interval not allowed in Will properties (3.1.3.2)", V5,
@@ -110,8 +110,8 @@ var rejects = []reject{
 	{"Server Keep Alive not allowed in DISCONNECT (2.2.2.2)", V5, `E0 05 00 03 13 00 01`, malformedCode},
 	{"Reason String not allowed in CONNECT (2.2.2.2)", V5,
 		`10 11 00 04 4D 51 54 54 05 02 00 00 04 1F 00 01 78 00 00`, malformedCode},
-	{"unknown property identifier 0x04 (2.2.2.2)", V5, `30 07 00 01 74 02 04 00`, malformedCode},
-	{"unknown property identifier 0x00 (2.2.2.2)", V5, `30 06 00 01 74 01 00`, malformedCode},
+	{"unknown property identifier 0x04 (2.2.2.2)", V5, `30 06 00 01 74 02 04 00`, malformedCode},
+	{"unknown property identifier 0x00 (2.2.2.2)", V5, `30 05 00 01 74 01 00`, malformedCode},
 	{"unknown property identifier 0x2B (2.2.2.2)", V5, `40 06 00 01 00 02 2B 00`, malformedCode},
 	{"unknown property identifier 0x7F (2.2.2.2)", V5, `E0 03 00 01 7F`, malformedCode},
 	{"unknown two-byte property identifier 0x80 0x01 (2.2.2.2)", V5, `E0 04 00 02 80 01`, malformedCode},
@@ -130,8 +130,8 @@ var rejects = []reject{
 	{"Wildcard Subscription Available 2 (3.2.2.3.11)", V5, `20 05 00 00 02 28 02`, protocolCode},
 	{"Subscription Identifiers Available 2 (3.2.2.3.12)", V5, `20 05 00 00 02 29 02`, protocolCode},
 	{"Shared Subscription Available 2 (3.2.2.3.13)", V5, `20 05 00 00 02 2A 02`, protocolCode},
-	{"Request Problem Information 2 (3.1.2.11.7)", V5, `10 10 00 04 4D 51 54 54 05 02 00 00 02 17 02 00 00`, protocolCode},
-	{"Request Response Information 2 (3.1.2.11.6)", V5, `10 10 00 04 4D 51 54 54 05 02 00 00 02 19 02 00 00`, protocolCode},
+	{"Request Problem Information 2 (3.1.2.11.7)", V5, `10 0F 00 04 4D 51 54 54 05 02 00 00 02 17 02 00 00`, protocolCode},
+	{"Request Response Information 2 (3.1.2.11.6)", V5, `10 0F 00 04 4D 51 54 54 05 02 00 00 02 19 02 00 00`, protocolCode},
 	{"Topic Alias 0 [MQTT-3.3.2-8]", V5, `30 07 00 01 74 03 23 00 00`, TopicAliasInvalid},
 	{"empty topic without Topic Alias (3.3.2.1)", V5, `30 03 00 00 00`, protocolCode},
 	{"3.1.1 empty topic name [MQTT-4.7.3-1]", V311, `30 02 00 00`, protocolCode},
@@ -215,15 +215,15 @@ var rejects = []reject{
 	{"3.1.1 topic with U+0000 [MQTT-1.5.3-2]", V311, `30 03 00 01 00`, malformedCode},
 	{"client identifier with U+0000 [MQTT-1.5.4-2] [MQTT-3.1.3-4]", V5, `10 0E 00 04 4D 51 54 54 05 02 00 00 00 00 01 00`, malformedCode},
 	{"user name ill-formed [MQTT-3.1.3-12]", V5, `10 10 00 04 4D 51 54 54 05 82 00 00 00 00 00 00 01 FE`, malformedCode},
-	{"will topic with surrogate [MQTT-3.1.3-11]", V311, `10 15 00 04 4D 51 54 54 04 06 00 00 00 00 00 03 ED A0 80 00 00`, malformedCode},
+	{"will topic with surrogate [MQTT-3.1.3-11]", V311, `10 13 00 04 4D 51 54 54 04 06 00 00 00 00 00 03 ED A0 80 00 00`, malformedCode},
 	{"protocol name ill-formed", V5, `10 0D 00 04 4D 51 54 FF 05 02 00 00 00 00 00`, malformedCode},
 	{"topic filter with U+0000 [MQTT-3.8.3-1]", V5, `82 07 00 01 00 00 01 00 00`, malformedCode},
 	{"unsubscribe filter ill-formed [MQTT-3.10.3-1]", V311, `A2 05 00 01 00 01 C1`, malformedCode},
 	{"user property key with surrogate [MQTT-1.5.7-1]", V5, `E0 0B 00 09 26 00 03 ED A0 80 00 01 61`, malformedCode},
 	{"user property value with U+0000 [MQTT-1.5.7-1]", V5, `E0 09 00 07 26 00 01 61 00 01 00`, malformedCode},
 	{"Reason String ill-formed", V5, `E0 06 00 04 1F 00 01 FF`, malformedCode},
-	{"Content Type with U+0000 [MQTT-3.3.2-19]", V5, `30 09 00 01 74 04 03 00 01 00`, malformedCode},
-	{"Response Topic with surrogate [MQTT-3.3.2-13]", V5, `30 0B 00 01 74 06 08 00 03 ED A0 80`, malformedCode},
+	{"Content Type with U+0000 [MQTT-3.3.2-19]", V5, `30 08 00 01 74 04 03 00 01 00`, malformedCode},
+	{"Response Topic with surrogate [MQTT-3.3.2-13]", V5, `30 0A 00 01 74 06 08 00 03 ED A0 80`, malformedCode},
 }
 
 func TestReject(t *testing.T) {
@@ -257,6 +257,19 @@ func TestReject(t *testing.T) {
 // bit with the wrong value is a Malformed Packet, through ParseFixedHeader,
 // DecodeBytes and Decode alike.
 func TestReservedFlags(t *testing.T) {
+	// A valid 5.0 body of each type, so that only the flags are wrong.
+	bodies := map[Type][]byte{}
+	for _, c := range roundTripCases() {
+		if c.v != V5 || bodies[c.p.Type()] != nil {
+			continue
+		}
+		b := mustAppend(t, c.p)
+		_, n, err := ParseFixedHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies[c.p.Type()] = b[n:]
+	}
 	for typ := Type(0); typ <= 15; typ++ {
 		for flags := byte(0); flags <= 15; flags++ {
 			var valid bool
@@ -285,7 +298,10 @@ func TestReservedFlags(t *testing.T) {
 			if typ != 0 {
 				// Decode given a bad header directly must refuse it too.
 				p, _ := New(typ, V5)
-				err := p.Decode(FixedHeader{Type: typ, Flags: flags}, nil)
+				body := bodies[typ]
+				err := p.Decode(FixedHeader{Type: typ, Flags: flags, Remaining: len(body)}, body)
+				wantCode(t, err, MalformedPacket)
+				_, err = Decode(FixedHeader{Type: typ, Flags: flags, Remaining: len(body)}, body, V5)
 				wantCode(t, err, MalformedPacket)
 			}
 		}

@@ -184,7 +184,10 @@ type Suback struct {
 func (*Suback) Type() Type { return SUBACK }
 
 // Len returns the encoded size of s.
-func (s *Suback) Len() int { n := ackListLen(s.Version, &s.Props, len(s.ReasonCodes)); return headerLen(n) + n }
+func (s *Suback) Len() int {
+	n := ackListLen(s.Version, &s.Props, len(s.ReasonCodes))
+	return headerLen(n) + n
+}
 
 // Append appends the encoded SUBACK to b.
 func (s *Suback) Append(b []byte) ([]byte, error) {

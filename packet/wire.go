@@ -84,14 +84,32 @@ func appendBinary(b []byte, s []byte) []byte {
 // ([MQTT-1.5.4-2]) and at most 65,535 bytes. The specification's "SHOULD NOT"
 // characters (controls and non-characters) are allowed.
 func ValidString(s string) bool {
-	return len(s) <= maxString && utf8.ValidString(s) && !bytes.Contains(unsafe.Slice(unsafe.StringData(s), len(s)), []byte{0})
+	return len(s) <= maxString && validUTF8(unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
-// validUTF8 is the receiving side of ValidString. Go's UTF-8 decoder rejects
-// encoded surrogates (U+D800..U+DFFF) and overlong forms, which is what
-// [MQTT-1.5.4-1] asks.
+// validUTF8 is the receiving side of ValidString: well-formed UTF-8 without
+// U+0000. Go's UTF-8 decoder rejects encoded surrogates (U+D800..U+DFFF) and
+// overlong forms, which is what [MQTT-1.5.4-1] asks. ASCII, the common case,
+// is checked eight bytes at a time in one pass.
 func validUTF8(b []byte) bool {
-	return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		if x&hi != 0 || (x-lo)&^x&hi != 0 {
+			break // a non-ASCII or a zero byte in these eight
+		}
+		b = b[8:]
+	}
+	for i, c := range b {
+		if c == 0 {
+			return false
+		}
+		if c >= utf8.RuneSelf {
+			rest := b[i:]
+			return utf8.Valid(rest) && bytes.IndexByte(rest, 0) < 0
+		}
+	}
+	return true
 }
 
 // decoder reads fields from a packet body. Its methods never allocate:

@@ -1,0 +1,223 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
+)
+
+// Persistence: every change to a session whose Session Expiry Interval is
+// not 0 is appended to the store while the session's lock is held, so the
+// store's log has the order of the changes. The store commits the log off
+// the packet path; PUBACK and PUBREC for a message it had to persist are
+// sent only once the store reports the message durable.
+
+// durableLocked reports whether the session's changes are persisted: there
+// is a store, and the session outlives its connection.
+func (ss *session) durableLocked() bool { return ss.srv.store != nil && ss.expiry > 0 }
+
+// appendLocked appends op to the store and returns its sequence number.
+func (ss *session) appendLocked(op store.Op) uint64 {
+	ss.stored = true
+	seq := ss.srv.store.Append(op)
+	if seq > ss.lastAppend {
+		ss.lastAppend = seq
+	}
+	return seq
+}
+
+// recordLocked is the session's own store record.
+func (ss *session) recordLocked() *store.Session {
+	r := &store.Session{
+		ClientID:  ss.id,
+		Username:  ss.client.Username,
+		Expiry:    ss.expiry,
+		Connected: ss.conn != nil,
+		Will:      ss.will,
+	}
+	if !ss.expireAt.IsZero() {
+		r.ExpireAt = ss.expireAt.Round(0)
+	}
+	if !ss.willDue.IsZero() {
+		r.WillDue = ss.willDue.Round(0)
+	}
+	return r
+}
+
+// record is a delivery's store record.
+func (d *delivery) record() *store.Delivery {
+	r := &store.Delivery{
+		Seq:      d.seq,
+		PacketID: d.pid,
+		Released: d.pubrel,
+		QoS:      d.qos,
+		Retain:   d.retain,
+		Dup:      d.dup,
+		SubIDs:   d.subIDs,
+	}
+	if d.msg != nil {
+		r.Message = d.msg.record()
+	}
+	return r
+}
+
+// record is a message's store record. It shares the message's immutable
+// strings and payload.
+func (m *message) record() *store.Message {
+	r := &store.Message{
+		Topic:   m.pub.Topic,
+		Payload: m.pub.Payload,
+		QoS:     m.pub.QoS,
+		Retain:  m.pub.Retain,
+		Props:   m.pub.Props,
+		From:    m.from,
+	}
+	if !m.expires.IsZero() {
+		r.Expires = m.expires.Round(0)
+	}
+	return r
+}
+
+// messageFromRecord rebuilds a message loaded from the store.
+func messageFromRecord(r *store.Message) *message {
+	p := &packet.Publish{Version: packet.V5, QoS: r.QoS, Retain: r.Retain, Topic: r.Topic, Payload: r.Payload, Props: r.Props}
+	m := &message{pub: p.Clone(), from: r.From, expires: r.Expires}
+	return m
+}
+
+// Restore loads the state kept in Options.Store: sessions with their
+// subscriptions, queued and in-flight messages and inbound QoS 2 packet
+// identifiers, retained messages, and pending Wills. Call it once, before
+// Serve; Serve refuses to run with a store that was not restored.
+//
+// Times continue on their original schedule: a session expires, and a
+// delayed Will fires, at the wall-clock time set before the restart, or at
+// once if that time passed while the broker was down. A session that was
+// connected when the broker stopped without a shutdown (a crash) is treated
+// as having lost its connection at the restart: its Will follows the
+// will-delay rules from now.
+func (s *Server) Restore(ctx context.Context) error {
+	if s.store == nil {
+		s.restored.Store(true)
+		return nil
+	}
+	st, err := s.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: restoring state: %w", err)
+	}
+	now := time.Now()
+	for _, r := range st.Retained {
+		if !r.Expires.IsZero() && !now.Before(r.Expires) {
+			continue
+		}
+		s.retained.Set(r.Topic, messageFromRecord(r))
+	}
+	type dueWill struct {
+		client Client
+		will   *packet.Will
+		end    *session // session to end after publishing, if any
+	}
+	var wills []dueWill
+	for _, r := range st.Sessions {
+		ss := newSession(s, r.ClientID)
+		ss.client = Client{ID: r.ClientID, Username: r.Username}
+		ss.expiry = r.Expiry
+		ss.stored = true
+		ss.will = r.Will
+		for _, sub := range r.Subscriptions {
+			group, inner, shared, err := s.limits.ParseShared(sub.Sub.Filter)
+			if err != nil {
+				s.log.Warn("restore: dropping invalid stored subscription", "client_id", r.ClientID, "filter", sub.Sub.Filter, "err", err)
+				continue
+			}
+			if !shared {
+				group = ""
+			}
+			x := &subscription{ss: ss, filter: sub.Sub.Filter, group: group, inner: inner, opts: sub.Sub, id: sub.ID}
+			ss.subs[x.filter] = x
+			s.addSubscription(x)
+		}
+		for _, d := range r.Deliveries {
+			x := &delivery{qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, pid: d.PacketID, seq: d.Seq, dup: d.Dup, pubrel: d.Released, stored: true}
+			if d.Message != nil {
+				x.msg = messageFromRecord(d.Message)
+			}
+			ss.seq = max(ss.seq, d.Seq)
+			switch {
+			case d.PacketID != 0:
+				x.dup = true
+				ss.inflight[d.PacketID] = x
+				ss.nextPID = max(ss.nextPID, d.PacketID)
+			case x.msg != nil:
+				ss.queue.push(x)
+			}
+		}
+		for _, id := range r.Inbound {
+			ss.inboundQoS2[id] = struct{}{}
+		}
+		s.mu.Lock()
+		s.sessions[ss.id] = ss
+		s.mu.Unlock()
+
+		ss.mu.Lock()
+		if r.Connected {
+			// The broker stopped while the client was connected: the
+			// connection is lost now.
+			if ss.expiry == 0 {
+				ss.mu.Unlock()
+				wills = append(wills, dueWill{ss.client, ss.will, ss})
+				ss.will = nil
+				continue
+			}
+			if w := ss.will; w != nil {
+				if w.Props.WillDelay == 0 {
+					wills = append(wills, dueWill{ss.client, w, nil})
+					ss.will = nil
+				} else {
+					ss.willDue = now.Add(time.Duration(min(w.Props.WillDelay, ss.expiry)) * time.Second)
+				}
+			}
+			if ss.expiry != math.MaxUint32 {
+				ss.expireAt = now.Add(time.Duration(ss.expiry) * time.Second)
+			}
+			ss.appendLocked(store.PutSession(ss.recordLocked()))
+		} else {
+			ss.expireAt = r.ExpireAt
+			ss.willDue = r.WillDue
+			if ss.willDue.IsZero() {
+				ss.will = nil // a Will is kept only while it is pending
+			}
+		}
+		ss.mu.Unlock()
+	}
+	// Publish what fell due while the broker was down, now that every
+	// subscription is back, then arm the timers of the rest.
+	for _, w := range wills {
+		if w.will != nil {
+			s.publishWill(w.client, w.will, now)
+		}
+		if w.end != nil {
+			s.endSession(w.end, now)
+		}
+	}
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range sessions {
+		ss.mu.Lock()
+		if !ss.ended && ss.conn == nil {
+			ss.armTimerLocked(now)
+		}
+		ss.mu.Unlock()
+	}
+	s.restored.Store(true)
+	s.log.Info("state restored", "sessions", len(st.Sessions), "retained", len(st.Retained))
+	return nil
+}

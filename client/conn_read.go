@@ -1,0 +1,355 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// errConnDead stops the reader when the connection died while it waited.
+var errConnDead = errors.New("client: connection closed")
+
+// readLoop reads and handles every packet from the server. It runs no user
+// code: received messages go to the client's inbox, acknowledgements are
+// queued for the writer at once.
+func (cn *conn) readLoop() {
+	defer cn.wg.Done()
+	pub := packet.Publish{Version: cn.version}
+	ack := packet.Ack{Version: cn.version}
+	for {
+		h, body, err := cn.rd.Next()
+		if err != nil {
+			cn.readFailed(err)
+			return
+		}
+		cn.lastRecv.Store(cn.since())
+		switch h.Type {
+		case packet.PUBLISH:
+			err = cn.onPublish(&pub, h, body)
+		case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
+			if err = ack.Decode(h, body); err == nil {
+				err = cn.onAck(&ack)
+			}
+		case packet.SUBACK:
+			sa := packet.Suback{Version: cn.version}
+			if err = sa.Decode(h, body); err == nil {
+				err = cn.onSuback(&sa)
+			}
+		case packet.UNSUBACK:
+			ua := packet.Unsuback{Version: cn.version}
+			if err = ua.Decode(h, body); err == nil {
+				cn.onUnsuback(&ua)
+			}
+		case packet.PINGRESP:
+			var pr packet.Pingresp
+			if err = pr.Decode(h, body); err == nil {
+				cn.pingOut.Store(false)
+			}
+		case packet.DISCONNECT:
+			cn.onDisconnect(h, body)
+			return
+		default:
+			// CONNACK twice, a client-to-server packet, or AUTH (enhanced
+			// authentication is not supported) [MQTT-4.8.0-1].
+			err = &packet.Error{Code: packet.ProtocolError, Reason: fmt.Sprintf("unexpected %s from the server", h.Type)}
+		}
+		if errors.Is(err, errConnDead) {
+			return
+		}
+		if err != nil {
+			code := packet.CodeOf(err, packet.ProtocolError)
+			cn.log.Warn("protocol error from server", "err", err, "code", code)
+			cn.closeWith(fmt.Errorf("%w: %w", ErrProtocol, err), code, true)
+			return
+		}
+	}
+}
+
+// readFailed turns a read error into the connection's end.
+func (cn *conn) readFailed(err error) {
+	var pe *packet.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		cn.fail(fmt.Errorf("%w: nothing received for %v (keep alive %v)", ErrKeepAliveTimeout,
+			cn.keepAlive+cn.pingTimeout, cn.keepAlive), packet.KeepAliveTimeout)
+	case errors.As(err, &pe):
+		cn.log.Warn("protocol error from server", "err", err, "code", pe.Code)
+		cn.closeWith(fmt.Errorf("%w: %w", ErrProtocol, err), pe.Code, true)
+	case errors.Is(err, io.EOF):
+		cn.fail(errors.New("client: connection closed by the server"), packet.UnspecifiedError)
+	default:
+		cn.fail(fmt.Errorf("client: read: %w", err), packet.UnspecifiedError)
+	}
+}
+
+// deliver hands a message to the handlers' goroutine. When the buffer is
+// full it waits, and the reader reads nothing meanwhile: TCP backpressure
+// slows the server down. No read deadline runs while it waits (see
+// deadlineReader), and the writer goes on sending PINGREQ, so the server
+// keeps the connection alive.
+func (cn *conn) deliver(m *packet.Publish) bool {
+	select {
+	case cn.c.inbox <- m:
+		return true
+	default:
+	}
+	cn.log.Warn("message buffer full: reading paused until a handler returns", "buffer", cap(cn.c.inbox))
+	select {
+	case cn.c.inbox <- m:
+		return true
+	case <-cn.dead:
+		return false
+	}
+}
+
+func (cn *conn) onPublish(pub *packet.Publish, h packet.FixedHeader, body []byte) error {
+	if err := pub.Decode(h, body); err != nil {
+		return err
+	}
+	if a := pub.Props.TopicAlias; a != 0 {
+		if a > cn.c.s.TopicAliasMaximum {
+			return &packet.Error{Code: packet.TopicAliasInvalid, Reason: fmt.Sprintf("topic alias %d above our maximum %d", a, cn.c.s.TopicAliasMaximum)} // [MQTT-3.3.2-9]
+		}
+		if pub.Topic != "" {
+			if cn.inAliases == nil {
+				cn.inAliases = make(map[uint16]string)
+			}
+			cn.inAliases[a] = strings.Clone(pub.Topic)
+		} else if t, ok := cn.inAliases[a]; ok {
+			pub.Topic = t
+		} else {
+			return &packet.Error{Code: packet.ProtocolError, Reason: fmt.Sprintf("unknown topic alias %d", a)} // [MQTT-3.3.4-?] section 3.3.2.3.4
+		}
+	}
+	if pub.Topic == "" {
+		return &packet.Error{Code: packet.ProtocolError, Reason: "PUBLISH without topic name or alias"}
+	}
+	if cn.log.Enabled(context.Background(), slog.LevelDebug) {
+		cn.log.Debug("received", "topic", pub.Topic, "qos", pub.QoS, "id", pub.PacketID, "dup", pub.Dup, "bytes", len(pub.Payload))
+	}
+	switch pub.QoS {
+	case 0:
+		if !cn.deliver(pub.Clone()) {
+			return errConnDead
+		}
+	case 1:
+		if !cn.deliver(pub.Clone()) {
+			return errConnDead // not acknowledged: the server sends it again
+		}
+		cn.queueAck(packet.PUBACK, pub.PacketID, packet.Success)
+	case 2:
+		// Exactly once: the identifier is remembered from the first PUBLISH
+		// until its PUBREL; a duplicate in between is acknowledged, not
+		// delivered again (method B of section 4.3.3).
+		c := cn.c
+		c.mu.Lock()
+		_, dup := c.sess.inQoS2[pub.PacketID]
+		full := !dup && len(c.sess.inQoS2) >= int(c.s.recvMax)
+		c.mu.Unlock()
+		if full && cn.version.Is5() {
+			return &packet.Error{Code: packet.ReceiveMaximumExceeded, Reason: "more unacknowledged QoS 2 messages than our Receive Maximum"} // [MQTT-3.3.4-9]
+		}
+		if !dup {
+			if !cn.deliver(pub.Clone()) {
+				return errConnDead
+			}
+			c.mu.Lock()
+			c.sess.inQoS2[pub.PacketID] = struct{}{}
+			c.mu.Unlock()
+		}
+		cn.queueAck(packet.PUBREC, pub.PacketID, packet.Success)
+	}
+	return nil
+}
+
+// queueAck queues an acknowledgement for the writer.
+func (cn *conn) queueAck(kind packet.Type, id uint16, rc packet.ReasonCode) {
+	a := packet.Ack{Kind: kind, Version: cn.version, PacketID: id, ReasonCode: rc}
+	cn.c.mu.Lock()
+	cn.urgent, _ = a.Append(cn.urgent)
+	cn.c.mu.Unlock()
+	cn.kickWriter()
+}
+
+// onAck handles PUBACK, PUBREC and PUBCOMP for our publishes, and PUBREL
+// for the server's QoS 2 publishes.
+func (cn *conn) onAck(a *packet.Ack) error {
+	c := cn.c
+	v5 := cn.version.Is5()
+	notFound := packet.Success
+	if v5 {
+		notFound = packet.PacketIdentifierNotFound
+	}
+	if a.Kind == packet.PUBREL {
+		c.mu.Lock()
+		_, ok := c.sess.inQoS2[a.PacketID]
+		delete(c.sess.inQoS2, a.PacketID)
+		c.mu.Unlock()
+		rc := packet.Success
+		if !ok {
+			rc = notFound
+		}
+		cn.queueAck(packet.PUBCOMP, a.PacketID, rc)
+		return nil
+	}
+	c.mu.Lock()
+	op := c.sess.inflight[a.PacketID]
+	switch {
+	case a.Kind == packet.PUBACK && op != nil && op.pkt.QoS == 1 && op.stage == stageSent,
+		a.Kind == packet.PUBCOMP && op != nil && op.pkt.QoS == 2 && op.stage == stageReleased:
+		var err error
+		if v5 && a.ReasonCode.IsError() {
+			err = fmt.Errorf("client: publish to %q: %w", op.pkt.Topic, ackError(a))
+		}
+		del := c.finishPubLocked(op, err)
+		async := err != nil && !op.cancelled
+		c.mu.Unlock()
+		c.storeDelete(del)
+		if async {
+			cn.log.Warn("publish refused by server", "topic", op.pkt.Topic, "err", err)
+		}
+		return nil
+	case a.Kind == packet.PUBREC && op != nil && op.pkt.QoS == 2:
+		if v5 && a.ReasonCode.IsError() {
+			// The flow ends here: no PUBREL ([MQTT-4.3.3-4] for 0x80+).
+			err := fmt.Errorf("client: publish to %q: %w", op.pkt.Topic, ackError(a))
+			del := c.finishPubLocked(op, err)
+			c.mu.Unlock()
+			c.storeDelete(del)
+			cn.log.Warn("publish refused by server", "topic", op.pkt.Topic, "err", err)
+			return nil
+		}
+		var rec []byte
+		if op.stage == stageSent {
+			op.stage = stageReleased
+			if op.stored {
+				rec, _ = encodeRecord(op, cn.version)
+			}
+		}
+		c.mu.Unlock()
+		if rec != nil {
+			if err := c.s.Store.Put(op.seq, rec); err != nil {
+				cn.log.Warn("store: put failed", "seq", op.seq, "err", err)
+			}
+		}
+		cn.queueAck(packet.PUBREL, a.PacketID, packet.Success)
+		return nil
+	case a.Kind == packet.PUBREC:
+		c.mu.Unlock()
+		// Unknown identifier: answer so the server can finish its flow.
+		cn.queueAck(packet.PUBREL, a.PacketID, notFound)
+		return nil
+	}
+	c.mu.Unlock()
+	if cn.log.Enabled(context.Background(), slog.LevelDebug) {
+		cn.log.Debug("ack for unknown packet identifier ignored", "type", a.Kind, "id", a.PacketID)
+	}
+	return nil
+}
+
+func ackError(a *packet.Ack) *ReasonError {
+	return &ReasonError{Packet: a.Kind, Code: a.ReasonCode, Reason: strings.Clone(a.Props.ReasonString)}
+}
+
+// cloneProps copies properties out of a read buffer.
+func cloneProps(p packet.Properties) packet.Properties {
+	x := packet.Publish{Props: p}
+	return x.Clone().Props
+}
+
+func (cn *conn) onSuback(sa *packet.Suback) error {
+	c := cn.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op := c.sess.ctrlWait[sa.PacketID]
+	if op == nil || op.sub == nil || op.sentOn != cn {
+		return nil
+	}
+	if len(sa.ReasonCodes) != len(op.sub.Subscriptions) {
+		return &packet.Error{Code: packet.ProtocolError, Reason: fmt.Sprintf("SUBACK has %d reason codes for %d filters", len(sa.ReasonCodes), len(op.sub.Subscriptions))} // [MQTT-3.9.3-1]
+	}
+	delete(c.sess.ctrlWait, sa.PacketID)
+	out := &packet.Suback{Version: sa.Version, PacketID: sa.PacketID, Props: cloneProps(sa.Props),
+		ReasonCodes: append([]packet.ReasonCode(nil), sa.ReasonCodes...)}
+	op.suback = out
+	var granted []packet.Subscription
+	var firstErr error
+	for i, rc := range out.ReasonCodes {
+		s := op.sub.Subscriptions[i]
+		if rc.IsError() {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("client: subscribe to %q: %w", s.Filter,
+					&ReasonError{Packet: packet.SUBACK, Code: rc, Reason: out.Props.ReasonString})
+			}
+			if !op.restore {
+				c.router.remove(s.Filter)
+			}
+			continue
+		}
+		granted = append(granted, s)
+	}
+	op.err = firstErr
+	op.finished = true
+	close(op.done)
+	if op.restore {
+		if firstErr != nil {
+			cn.log.Warn("restoring subscriptions", "err", firstErr)
+		}
+		cn.restoring--
+		cn.readyIfRestoredLocked()
+		return nil
+	}
+	c.sess.addGroup(op.sub.Props, granted)
+	return nil
+}
+
+func (cn *conn) onUnsuback(ua *packet.Unsuback) {
+	c := cn.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op := c.sess.ctrlWait[ua.PacketID]
+	if op == nil || op.unsub == nil || op.sentOn != cn {
+		return
+	}
+	delete(c.sess.ctrlWait, ua.PacketID)
+	op.unsuback = &packet.Unsuback{Version: ua.Version, PacketID: ua.PacketID, Props: cloneProps(ua.Props),
+		ReasonCodes: append([]packet.ReasonCode(nil), ua.ReasonCodes...)}
+	for i, f := range op.unsub.Filters {
+		if i < len(ua.ReasonCodes) && ua.ReasonCodes[i].IsError() {
+			if op.err == nil {
+				op.err = fmt.Errorf("client: unsubscribe from %q: %w", f,
+					&ReasonError{Packet: packet.UNSUBACK, Code: ua.ReasonCodes[i], Reason: op.unsuback.Props.ReasonString})
+			}
+			continue
+		}
+		c.sess.removeFilter(f)
+		c.router.remove(f)
+	}
+	op.finished = true
+	close(op.done)
+}
+
+// onDisconnect handles the server's DISCONNECT (5.0, section 3.14).
+func (cn *conn) onDisconnect(h packet.FixedHeader, body []byte) {
+	d := packet.Disconnect{Version: cn.version}
+	if err := d.Decode(h, body); err != nil {
+		cn.fail(fmt.Errorf("%w: %w", ErrProtocol, err), packet.CodeOf(err, packet.MalformedPacket))
+		return
+	}
+	d.Props = cloneProps(d.Props)
+	err := &ReasonError{Packet: packet.DISCONNECT, Code: d.ReasonCode, Reason: d.Props.ReasonString,
+		ServerReference: d.Props.ServerReference}
+	cn.failOnce.Do(func() {
+		cn.err = fmt.Errorf("client: server closed the connection: %w", err)
+		cn.reason = d.ReasonCode
+		cn.serverDisc = &d
+		cn.nc.Close()
+		close(cn.dead)
+	})
+}

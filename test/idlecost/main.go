@@ -1,0 +1,255 @@
+// Command idlecost measures what an idle MQTT connection costs the broker:
+// it starts the broker in a child process (this same program, embedding
+// broker.New), opens -n idle MQTT connections to it from this process
+// (CONNECT with Keep Alive 0, then nothing), and reads the child's resident
+// memory (VmRSS in /proc/PID/status) before and after.
+//
+//	go run ./test/idlecost -n 10000
+//
+// The broker and the clients are separate processes so that each holds one
+// end of every connection within the file descriptor limit (which both
+// raise to their hard limit). With -profile DIR the broker writes a heap
+// profile and a goroutine dump there once the connections are idle.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vigilmq/vigil/broker"
+	"github.com/vigilmq/vigil/packet"
+)
+
+func main() {
+	role := flag.String("role", "client", "client (measures) or broker (the child process)")
+	n := flag.Int("n", 10000, "idle connections to open")
+	workers := flag.Int("workers", 16, "connections opened in parallel")
+	profile := flag.String("profile", "", "directory for the broker's heap profile and goroutine dump")
+	flag.Parse()
+	raiseFileLimit()
+	if *role == "broker" {
+		runBroker(*profile)
+		return
+	}
+	if err := measure(*n, *workers, *profile); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// runBroker serves on a loopback port, prints the address, and on SIGUSR1
+// collects garbage, returns free memory to the OS, writes the profiles if
+// asked and prints "settled".
+func runBroker(profileDir string) {
+	srv := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	go func() {
+		for range sig {
+			runtime.GC()
+			debug.FreeOSMemory()
+			if profileDir != "" {
+				writeProfiles(profileDir)
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("settled heap_inuse=%d stack_inuse=%d sys=%d goroutines=%d\n",
+				ms.HeapInuse, ms.StackInuse, ms.Sys, runtime.NumGoroutine())
+		}
+	}()
+	fmt.Println("listening", l.Addr())
+	srv.Serve(l)
+}
+
+func writeProfiles(dir string) {
+	os.MkdirAll(dir, 0o755)
+	if f, err := os.Create(filepath.Join(dir, "heap.pprof")); err == nil {
+		pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	if f, err := os.Create(filepath.Join(dir, "goroutines.txt")); err == nil {
+		pprof.Lookup("goroutine").WriteTo(f, 1)
+		f.Close()
+	}
+}
+
+func measure(n, workers int, profileDir string) error {
+	args := []string{"-role=broker"}
+	if profileDir != "" {
+		args = append(args, "-profile="+profileDir)
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		return fmt.Errorf("broker printed nothing")
+	}
+	addr, ok := strings.CutPrefix(lines.Text(), "listening ")
+	if !ok {
+		return fmt.Errorf("broker said %q", lines.Text())
+	}
+	pid := cmd.Process.Pid
+	settle := func() (string, error) {
+		cmd.Process.Signal(syscall.SIGUSR1)
+		if !lines.Scan() {
+			return "", fmt.Errorf("broker exited")
+		}
+		return lines.Text(), nil
+	}
+
+	// Warm up: one connection, so that the baseline includes the code and
+	// pools every connection shares.
+	warm, err := dialMQTT(addr, "warm-up")
+	if err != nil {
+		return err
+	}
+	defer warm.Close()
+	info0, err := settle()
+	if err != nil {
+		return err
+	}
+	before, err := vmRSS(pid)
+	if err != nil {
+		return err
+	}
+
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	next := make(chan int)
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				c, err := dialMQTT(addr, fmt.Sprintf("idle-%06d", i))
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case next <- i:
+		case err := <-errs:
+			close(next)
+			return err
+		}
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	opened := time.Since(start)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	// Idle: give the broker's read loops time to park, and its write
+	// buffers time to go back to the pool.
+	time.Sleep(2 * time.Second)
+	afterRaw, _ := vmRSS(pid)
+	info1, err := settle()
+	if err != nil {
+		return err
+	}
+	after, err := vmRSS(pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("connections:       %d (opened in %v)\n", n, opened.Round(time.Millisecond))
+	fmt.Printf("broker before:     VmRSS %d KB   (%s)\n", before, info0)
+	fmt.Printf("broker after:      VmRSS %d KB before GC, %d KB after GC+FreeOSMemory   (%s)\n", afterRaw, after, info1)
+	fmt.Printf("per idle connection: %.2f KB (after GC), %.2f KB (before GC)\n",
+		float64(after-before)/float64(n), float64(afterRaw-before)/float64(n))
+	return nil
+}
+
+// dialMQTT opens an MQTT 3.1.1 connection with Keep Alive 0 and waits for
+// its CONNACK.
+func dialMQTT(addr, id string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := (&packet.Connect{Version: packet.V311, ClientID: id, CleanStart: true}).Append(nil)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(b); err != nil {
+		c.Close()
+		return nil, err
+	}
+	ack := make([]byte, 4)
+	for got := 0; got < 4; {
+		k, err := c.Read(ack[got:])
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		got += k
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		c.Close()
+		return nil, fmt.Errorf("CONNACK % x", ack)
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// vmRSS reads the resident set size of process pid in KB.
+func vmRSS(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}

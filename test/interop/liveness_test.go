@@ -1,0 +1,533 @@
+package interop
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/vigilmq/vigil/broker"
+)
+
+// Liveness interop (the liveness issue): Will, Will Delay, session resume,
+// takeover and keep alive, observed by subscribers nobody here wrote —
+// Debian's mosquitto_sub and python3-paho-mqtt, each with MQTT 3.1.1 and 5.
+// The client whose liveness is tested speaks MQTT 5 through Eclipse Paho's
+// packet codec (github.com/eclipse/paho.golang/packets) on a plain TCP
+// connection, so the test decides exactly when it falls silent or closes.
+
+const willTopic = "will/t"
+
+// willSubscriber is a subscriber program that reports the Will Messages.
+type willSubscriber struct {
+	name string
+	// start starts it subscribed to filter at QoS 1; ready waits for its
+	// SUBACK.
+	start func(t *testing.T, b *testBroker, id, filter string) *proc
+	ready func(t *testing.T, p *proc)
+}
+
+var willSubscribers = []willSubscriber{
+	{"mosquitto_sub-v5", mosqWillSub("mqttv5"), mosqReady},
+	{"mosquitto_sub-v311", mosqWillSub("mqttv311"), mosqReady},
+	{"python-v5", pythonWillSub("5"), pythonReady},
+	{"python-v311", pythonWillSub("311"), pythonReady},
+}
+
+func mosqWillSub(v string) func(*testing.T, *testBroker, string, string) *proc {
+	return func(t *testing.T, b *testBroker, id, filter string) *proc {
+		return mosqSub(t, b, v, "-i", id, "-q", "1", "-t", filter)
+	}
+}
+
+func mosqReady(t *testing.T, p *proc) { waitSubscribed(t, p) }
+
+func pythonWillSub(v string) func(*testing.T, *testBroker, string, string) *proc {
+	return func(t *testing.T, b *testBroker, id, filter string) *proc {
+		return startPython(t, b, v, "sub", id, filter)
+	}
+}
+
+func pythonReady(t *testing.T, p *proc) { p.nextEvent(waitTimeout, "subscribed") }
+
+// subscriber is a running willSubscriber.
+type subscriber struct {
+	name string
+	*proc
+}
+
+// startWillSubscribers starts every subscriber program on b, subscribed to
+// willTopic, and returns once all have their SUBACK. Every liveness case is
+// observed by all of them at once: one broker fans the same Will out to
+// MQTT 3.1.1 and 5 subscribers of two implementations.
+func startWillSubscribers(t *testing.T, b *testBroker) []subscriber {
+	t.Helper()
+	subs := make([]subscriber, len(willSubscribers))
+	for i, ws := range willSubscribers {
+		subs[i] = subscriber{ws.name, ws.start(t, b, "will-sub-"+ws.name, willTopic)}
+	}
+	for i, ws := range willSubscribers {
+		ws.ready(t, subs[i].proc)
+	}
+	return subs
+}
+
+// rawConn is an MQTT 5 client connection driven packet by packet.
+type rawConn struct {
+	t  *testing.T
+	nc *net.TCPConn
+}
+
+// willConnect is a CONNECT with a QoS 1 Will on willTopic whose payload is
+// payload, Will Delay willDelay seconds and Session Expiry expiry seconds.
+func willConnect(id, payload string, cleanStart bool, keepAlive uint16, willDelay, expiry uint32) *packets.Connect {
+	return &packets.Connect{
+		ProtocolName:    "MQTT",
+		ProtocolVersion: 5,
+		ClientID:        id,
+		CleanStart:      cleanStart,
+		KeepAlive:       keepAlive,
+		Properties:      &packets.Properties{SessionExpiryInterval: &expiry},
+		WillFlag:        true,
+		WillTopic:       willTopic,
+		WillMessage:     []byte(payload),
+		WillQOS:         1,
+		WillProperties:  &packets.Properties{WillDelayInterval: &willDelay},
+	}
+}
+
+// rawConnect connects, sends cp and reads the CONNACK, which must be a
+// success.
+func rawConnect(t *testing.T, b *testBroker, cp *packets.Connect) (*rawConn, *packets.Connack) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", b.addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawConn{t: t, nc: nc.(*net.TCPConn)}
+	pkt := packets.NewControlPacket(packets.CONNECT)
+	pkt.Content = cp
+	c.write(pkt)
+	ack, ok := c.read().Content.(*packets.Connack)
+	if !ok {
+		t.Fatalf("got %T, want CONNACK", ack)
+	}
+	if ack.ReasonCode != packets.ConnackSuccess {
+		t.Fatalf("CONNACK reason code %#x", ack.ReasonCode)
+	}
+	return c, ack
+}
+
+func (c *rawConn) write(p *packets.ControlPacket) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if _, err := p.WriteTo(c.nc); err != nil {
+		c.t.Fatalf("write %s: %v", p.PacketType(), err)
+	}
+}
+
+// read reads one packet, failing the test after waitTimeout.
+func (c *rawConn) read() *packets.ControlPacket {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	p, err := packets.ReadPacket(c.nc)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return p
+}
+
+// waitClosed reads until the server closes the connection and returns the
+// packets read on the way. The server closes only after it has handed the
+// session and its Will to the liveness rules, so this is the signal that it
+// has processed the end of the connection.
+func (c *rawConn) waitClosed() []*packets.ControlPacket {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	var ps []*packets.ControlPacket
+	for {
+		p, err := packets.ReadPacket(c.nc)
+		if err == nil {
+			ps = append(ps, p)
+			continue
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+			return ps
+		}
+		c.t.Fatalf("waiting for the server to close the connection: %v", err)
+	}
+}
+
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+// dropWithoutDisconnect ends the connection the way a crashed client or a
+// lost network does for the server: no DISCONNECT, the TCP stream just
+// ends (FIN). It returns when it did so, then waits for the server to close
+// its side, which it does after processing the loss.
+func (c *rawConn) dropWithoutDisconnect() time.Time {
+	c.t.Helper()
+	at := time.Now()
+	if err := c.nc.CloseWrite(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitClosed()
+	c.nc.Close()
+	return at
+}
+
+// disconnect sends DISCONNECT with reason code rc and waits for the server
+// to close the connection.
+func (c *rawConn) disconnect(rc byte) {
+	c.t.Helper()
+	p := packets.NewControlPacket(packets.DISCONNECT)
+	p.Content.(*packets.Disconnect).ReasonCode = rc
+	c.write(p)
+	c.waitClosed()
+	c.nc.Close()
+}
+
+// sentinel publishes payload to willTopic at QoS 1 from a paho.golang client
+// and returns once the broker has acknowledged it: every message the
+// subscriber gets before it was routed before it.
+func sentinel(t *testing.T, b *testBroker, payload string) {
+	t.Helper()
+	p := dialPahoV5(t, b, &paho.Connect{ClientID: "sentinel-" + payload, CleanStart: true, KeepAlive: 30})
+	p.publish(t, willTopic, payload, 1, false)
+	p.disconnect(t)
+}
+
+// expectOnlySentinel asserts that the first message each subscriber prints
+// is the sentinel: no Will came before it.
+func expectOnlySentinel(t *testing.T, subs []subscriber, payload, why string) {
+	t.Helper()
+	for _, s := range subs {
+		if m := s.nextMsg(waitTimeout); m.Payload != payload {
+			t.Errorf("%s got %v before the sentinel: %s", s.name, m, why)
+		}
+	}
+}
+
+// expectNoMsgUntil asserts that no subscriber prints a message before
+// deadline.
+func expectNoMsgUntil(t *testing.T, subs []subscriber, deadline time.Time, why string) {
+	t.Helper()
+	for _, s := range subs {
+		for {
+			l, ok := s.next(time.Until(deadline))
+			if !ok {
+				if time.Now().Before(deadline) {
+					t.Fatalf("%s exited early", s.name)
+				}
+				break
+			}
+			if m, ok := parseMsg(l); ok {
+				t.Errorf("%s got %v: %s", s.name, m, why)
+				break
+			}
+		}
+	}
+}
+
+// expectWill waits for the Will with payload at every subscriber and checks
+// that it arrived between lo and hi after since.
+func expectWill(t *testing.T, subs []subscriber, payload string, since time.Time, lo, hi time.Duration) {
+	t.Helper()
+	for _, s := range subs {
+		m := s.nextMsg(waitTimeout)
+		if m.Topic != willTopic || m.Payload != payload || m.QoS != 1 {
+			t.Errorf("%s got %v, want the will %s %q qos=1", s.name, m, willTopic, payload)
+			continue
+		}
+		within(t, s.name+": will", m.at.Sub(since), lo, hi)
+	}
+}
+
+// within fails the test unless lo <= d <= hi.
+func within(t *testing.T, what string, d, lo, hi time.Duration) {
+	t.Helper()
+	if d < lo || d > hi {
+		t.Errorf("%s after %v, want between %v and %v", what, d.Round(time.Millisecond), lo, hi)
+	} else {
+		t.Logf("%s after %v", what, d.Round(time.Millisecond))
+	}
+}
+
+// (a) A client with a Will, Will Delay 2 s and Session Expiry 60 s loses
+// its connection without DISCONNECT: the Will is published 2 s later
+// (section 3.1.3.2.2: the Server delays publishing the Will Message until
+// the Will Delay Interval has passed or the Session ends).
+func TestWillDelayAfterConnectionLoss(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-a", "gone-a", true, 60, 2, 60))
+	lost := c.dropWithoutDisconnect()
+	expectWill(t, subs, "gone-a", lost, 1900*time.Millisecond, 3*time.Second)
+}
+
+// (b) Same, but the client reconnects with Clean Start 0 within 1 s: the
+// resumed session cancels the delayed Will ([MQTT-3.1.3-9]: "If a new
+// Network Connection to this Session is made before the Will Delay Interval
+// has passed, the Server MUST NOT send the Will Message").
+func TestWillCancelledByResume(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-b", "gone-b", true, 60, 2, 60))
+	lost := c.dropWithoutDisconnect()
+	c2, ack := rawConnect(t, b, willConnect("will-b", "gone-b2", false, 60, 2, 60))
+	if since := time.Since(lost); since > time.Second {
+		t.Fatalf("reconnected %v after the loss, want within 1 s", since)
+	}
+	if !ack.SessionPresent {
+		t.Errorf("CONNACK Session Present = 0 on reconnecting with Clean Start 0 within the session expiry")
+	}
+	expectNoMsgUntil(t, subs, lost.Add(4*time.Second), "the will of a session resumed before the will delay must not be published")
+	sentinel(t, b, "sentinel-b")
+	expectOnlySentinel(t, subs, "sentinel-b", "no will expected")
+	c2.disconnect(0x00)
+}
+
+// (c) DISCONNECT 0x00 discards the Will ([MQTT-3.1.2-10], [MQTT-3.14.4-3]),
+// with no delay (it would be published at once) and with a delay (it would
+// be published 1 s later).
+func TestNoWillOnNormalDisconnect(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-c0", "gone-c0", true, 60, 0, 0))
+	c.disconnect(0x00)
+	sentinel(t, b, "sentinel-c0")
+	expectOnlySentinel(t, subs, "sentinel-c0", "DISCONNECT 0x00 must discard the will")
+
+	c, _ = rawConnect(t, b, willConnect("will-c1", "gone-c1", true, 60, 1, 60))
+	disconnected := time.Now()
+	c.disconnect(0x00)
+	expectNoMsgUntil(t, subs, disconnected.Add(2*time.Second), "DISCONNECT 0x00 must discard a delayed will")
+	sentinel(t, b, "sentinel-c1")
+	expectOnlySentinel(t, subs, "sentinel-c1", "DISCONNECT 0x00 must discard a delayed will")
+}
+
+// (c') DISCONNECT 0x04 (Disconnect with Will Message) publishes the Will,
+// at once when its delay is 0.
+func TestWillOnDisconnectWithWill(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-c4", "gone-c4", true, 60, 0, 0))
+	sent := time.Now()
+	c.disconnect(0x04)
+	expectWill(t, subs, "gone-c4", sent, 0, time.Second)
+}
+
+// (e) A client with Keep Alive 1 s that falls silent is disconnected after
+// 1.5 s ([MQTT-3.1.2-22]) with DISCONNECT 0x8D, and its Will is published.
+func TestWillOnKeepAliveTimeout(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-e", "gone-e", true, 1, 0, 0))
+	connected := time.Now()
+	expectWill(t, subs, "gone-e", connected, 1400*time.Millisecond, 2500*time.Millisecond)
+	ps := c.waitClosed()
+	if len(ps) != 1 || ps[0].Type != packets.DISCONNECT || ps[0].Content.(*packets.Disconnect).ReasonCode != 0x8D {
+		t.Errorf("server sent %v before closing, want DISCONNECT 0x8D (Keep Alive timeout)", packetTypes(ps))
+	}
+}
+
+// A real client process with a Will is killed (SIGKILL: no DISCONNECT, the
+// kernel closes its socket). MQTT 5 clients ask for Will Delay 2 s and
+// Session Expiry 60 s, so the Will comes 2 s later; MQTT 3.1.1 clients have
+// no delay, so it comes at once. This checks the Will as the clients encode
+// it in CONNECT (flags, Will Properties), not only as our raw client does.
+func TestWillOfKilledClient(t *testing.T) {
+	t.Parallel()
+	senders := []struct {
+		name   string
+		start  func(t *testing.T, b *testBroker, id, payload string) *proc
+		lo, hi time.Duration
+	}{
+		{"python-v5", func(t *testing.T, b *testBroker, id, payload string) *proc {
+			p := startPython(t, b, "5", "will-client", id, willTopic, payload, "2")
+			p.nextEvent(waitTimeout, "connected")
+			return p
+		}, 1900 * time.Millisecond, 3 * time.Second},
+		{"python-v311", func(t *testing.T, b *testBroker, id, payload string) *proc {
+			p := startPython(t, b, "311", "will-client", id, willTopic, payload, "0")
+			p.nextEvent(waitTimeout, "connected")
+			return p
+		}, 0, time.Second},
+		{"mosquitto_sub-v5", func(t *testing.T, b *testBroker, id, payload string) *proc {
+			p := mosqSub(t, b, "mqttv5", "-i", id, "-t", "unused/t",
+				"--will-topic", willTopic, "--will-payload", payload, "--will-qos", "1",
+				"-D", "will", "will-delay-interval", "2", "-D", "connect", "session-expiry-interval", "60")
+			waitSubscribed(t, p)
+			return p
+		}, 1900 * time.Millisecond, 3 * time.Second},
+		{"mosquitto_sub-v311", func(t *testing.T, b *testBroker, id, payload string) *proc {
+			p := mosqSub(t, b, "mqttv311", "-i", id, "-t", "unused/t",
+				"--will-topic", willTopic, "--will-payload", payload, "--will-qos", "1")
+			waitSubscribed(t, p)
+			return p
+		}, 0, time.Second},
+	}
+	for _, s := range senders {
+		t.Run(s.name, func(t *testing.T) {
+			t.Parallel()
+			b := startBroker(t, broker.Options{})
+			subs := startWillSubscribers(t, b)
+			payload := "killed-" + s.name
+			sender := s.start(t, b, "will-sender-"+s.name, payload)
+			killed := sender.kill()
+			expectWill(t, subs, payload, killed, s.lo, s.hi)
+		})
+	}
+}
+
+// A Will with Will Retain becomes the retained message of its topic: the
+// subscribers, started after the client is gone, get it with Retain set
+// (section 3.1.2.7).
+func TestWillRetain(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	cp := willConnect("will-r", "gone-r", true, 60, 0, 0)
+	cp.WillRetain = true
+	c, _ := rawConnect(t, b, cp)
+	c.dropWithoutDisconnect() // returns once the broker has handled the loss
+	for _, s := range startWillSubscribers(t, b) {
+		m := s.nextMsg(waitTimeout)
+		if m.Topic != willTopic || m.Payload != "gone-r" || m.Retain != 1 {
+			t.Errorf("%s got %v, want the retained will %s \"gone-r\" retain=1", s.name, m, willTopic)
+		}
+	}
+}
+
+func packetTypes(ps []*packets.ControlPacket) []string {
+	var s []string
+	for _, p := range ps {
+		d := p.PacketType()
+		if dp, ok := p.Content.(*packets.Disconnect); ok {
+			d += fmt.Sprintf(" %#x", dp.ReasonCode)
+		}
+		s = append(s, d)
+	}
+	return s
+}
+
+// (d) Takeover: a second connection with the same client identifier. The
+// first connection gets DISCONNECT 0x8E (Session taken over) and is closed
+// ([MQTT-3.1.4-3]); the second, with Clean Start 0, gets Session Present 1
+// and the session's subscription goes on delivering to it.
+func TestTakeover(t *testing.T) {
+	t.Parallel()
+	const topic = "tk/t"
+	// firsts connect the first client (Clean Start 0, Session Expiry 60,
+	// subscribed to topic at QoS 1) and return a function that waits for
+	// the reason code of the DISCONNECT it received.
+	firsts := []struct {
+		name  string
+		start func(t *testing.T, b *testBroker, id string) (disconnected func() int)
+	}{
+		{"paho.golang", func(t *testing.T, b *testBroker, id string) func() int {
+			e := uint32(60)
+			p := dialPahoV5(t, b, &paho.Connect{ClientID: id, KeepAlive: 30, Properties: &paho.ConnectProperties{SessionExpiryInterval: &e}})
+			p.subscribe(t, 1, topic)
+			return func() int {
+				select {
+				case d := <-p.discs:
+					return int(d.ReasonCode)
+				case <-time.After(waitTimeout):
+					t.Fatalf("paho.golang: OnServerDisconnect not called within %v", waitTimeout)
+					return -1
+				}
+			}
+		}},
+		{"python-v5", func(t *testing.T, b *testBroker, id string) func() int {
+			p := startPython(t, b, "5", "takeover-first", id, topic)
+			p.nextEvent(waitTimeout, "subscribed")
+			return func() int {
+				rc := p.nextEvent(waitTimeout, "disconnect").ReasonCode
+				p.wait(waitTimeout)
+				return rc
+			}
+		}},
+		{"mosquitto_sub-v5", func(t *testing.T, b *testBroker, id string) func() int {
+			p := mosqSub(t, b, "mqttv5", "-i", id, "-c", "-x", "60", "-q", "1", "-t", topic)
+			waitSubscribed(t, p)
+			return func() int {
+				l := p.expect(waitTimeout, "DISCONNECT", func(s string) bool { return strings.HasPrefix(s, "Received DISCONNECT") })
+				var rc int
+				if _, err := fmt.Sscanf(l.text, "Received DISCONNECT (%d)", &rc); err != nil {
+					t.Fatalf("cannot parse %q", l.text)
+				}
+				return rc
+			}
+		}},
+	}
+	for _, first := range firsts {
+		t.Run(first.name, func(t *testing.T) {
+			t.Parallel()
+			b := startBroker(t, broker.Options{})
+			id := "tk-" + first.name
+			disconnected := first.start(t, b, id)
+
+			e := uint32(60)
+			second := dialPahoV5(t, b, &paho.Connect{ClientID: id, KeepAlive: 30, Properties: &paho.ConnectProperties{SessionExpiryInterval: &e}})
+			if !second.ack.SessionPresent {
+				t.Errorf("second connection: CONNACK Session Present = 0, want 1 (the session is handed over)")
+			}
+			if rc := disconnected(); rc != 0x8E {
+				t.Errorf("first connection got DISCONNECT %#x, want 0x8e (Session taken over)", rc)
+			}
+			// The subscription made on the first connection delivers on the
+			// second, which never subscribed.
+			pub := dialPahoV5(t, b, &paho.Connect{ClientID: "tk-pub", CleanStart: true, KeepAlive: 30})
+			pub.publish(t, topic, "after-takeover", 1, false)
+			got := recvN(t, second.messages(), 1)
+			if got[0].Topic != topic || got[0].Payload != "after-takeover" {
+				t.Errorf("second connection got %v, want %s \"after-takeover\"", got[0], topic)
+			}
+			second.disconnect(t)
+			pub.disconnect(t)
+		})
+	}
+}
+
+// Server Keep Alive ([MQTT-3.2.2-21], section 3.2.2.3.14): a broker with
+// ServerKeepAlive 1 s tells MQTT 5 clients asking for 30 s to use 1 s
+// instead, and closes them after 1.5 s of silence. Clients that honour it
+// ping every second and stay connected: mosquitto_sub -d prints each
+// PINGREQ/PINGRESP exchange, and after three of them (about 3 s, twice the
+// limit) it and a paho.golang client still get a message.
+func TestServerKeepAliveHonoured(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{ServerKeepAlive: time.Second})
+	sub := mosqSub(t, b, "mqttv5", "-i", "ska-mosq", "-k", "30", "-q", "1", "-t", "ka/t")
+	waitSubscribed(t, sub)
+	pc := dialPahoV5(t, b, &paho.Connect{ClientID: "ska-paho", CleanStart: true, KeepAlive: 30})
+	if p := pc.ack.Properties; p == nil || p.ServerKeepAlive == nil || *p.ServerKeepAlive != 1 {
+		t.Fatalf("CONNACK Server Keep Alive = %v, want 1", pc.ack.Properties)
+	}
+	pc.subscribe(t, 1, "ka/t")
+	for range 3 {
+		sub.expect(waitTimeout, "PINGRESP", func(s string) bool { return strings.HasSuffix(s, "received PINGRESP") })
+	}
+	mosqPub(t, b, "mqttv5", "-t", "ka/t", "-m", "still-here", "-q", "1")
+	if m := sub.nextMsg(waitTimeout); m.Payload != "still-here" {
+		t.Errorf("mosquitto_sub got %v", m)
+	}
+	if m := recvN(t, pc.messages(), 1)[0]; m.Payload != "still-here" {
+		t.Errorf("paho.golang got %v", m)
+	}
+	if n := b.srv.Stats.KeepAliveTimeouts.Load(); n != 0 {
+		t.Errorf("%d keep-alive timeouts for clients that pinged on time", n)
+	}
+}
