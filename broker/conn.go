@@ -39,18 +39,17 @@ type conn struct {
 	done     chan struct{} // closed when the connection has finished
 
 	// owned by the read loop
-	r              *packet.Reader
-	log            *slog.Logger
-	deadline       time.Time     // the read deadline last set on nc
-	readTimeout    time.Duration // keep alive x multiplier; 0: none
-	lastPacket     time.Time     // when the last complete packet arrived
-	sess           *session
-	aliasesIn      map[uint16]string // topic aliases set by the client
-	pub            packet.Publish    // reused decode targets
-	ack            packet.Ack
-	route          routeScratch
-	ackSeq         uint64 // store sequence the last deferred acknowledgement waited for
-	willAfterClose bool
+	r           *packet.Reader
+	log         *slog.Logger
+	deadline    time.Time     // the read deadline last set on nc
+	readTimeout time.Duration // keep alive x multiplier; 0: none
+	lastPacket  time.Time     // when the last complete packet arrived
+	sess        *session
+	aliasesIn   map[uint16]string // topic aliases set by the client
+	pub         packet.Publish    // reused decode targets
+	ack         packet.Ack
+	route       routeScratch
+	ackSeq      uint64 // store sequence the last deferred acknowledgement waited for
 
 	// set during CONNECT before the connection is attached to its session,
 	// then read-only: other goroutines read them under the session's lock
@@ -319,16 +318,8 @@ func (c *conn) takeOver() {
 	c.closeNow()
 }
 
-// beginShutdown is the first step of a server shutdown for this
-// connection: it records the cause and hands the session to the liveness
-// rules while the other connections are still open, so that Will Messages
-// published now still reach their subscribers.
-func (c *conn) beginShutdown() {
-	cause := closeCause{code: packet.ServerShuttingDown, reason: "server shutting down", shutdown: true}
-	if c.setCause(cause) && c.connacked.Load() {
-		c.srv.connGone(c, cause)
-	}
-}
+// shutdownCause is why connections close in a Shutdown.
+var shutdownCause = closeCause{code: packet.ServerShuttingDown, reason: "server shutting down", shutdown: true}
 
 // endShutdown is the second step: DISCONNECT 0x8B to MQTT 5 clients
 // (section 3.14: the server may send DISCONNECT before closing), then close.

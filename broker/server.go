@@ -164,8 +164,22 @@ func (s *Server) forgetConn(c *conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shuttingDown.Store(true)
 	conns := s.stop()
+	// Three steps, so that every Will due at shutdown reaches every
+	// subscriber: first the Wills are published while all sessions are
+	// still attached; then the sessions are detached by the liveness rules;
+	// then the connections get DISCONNECT 0x8B and are closed.
+	var mine []*conn
 	for _, c := range conns {
-		c.beginShutdown()
+		if c.setCause(shutdownCause) && c.connacked.Load() {
+			mine = append(mine, c)
+		}
+	}
+	now := time.Now()
+	for _, c := range mine {
+		s.shutdownWill(c, now)
+	}
+	for _, c := range mine {
+		s.connGone(c, shutdownCause)
 	}
 	for _, c := range conns {
 		c.endShutdown()

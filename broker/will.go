@@ -6,6 +6,28 @@ import (
 	"github.com/vigilmq/vigil/packet"
 )
 
+// shutdownWill publishes, at a shutdown, the Will of connection c if it is
+// due now: its delay is 0, its session ends with the connection, or there
+// is no store in which a delayed Will could wait for the restart.
+func (s *Server) shutdownWill(c *conn, now time.Time) {
+	unlock := s.lockID(c.clientID)
+	defer unlock()
+	ss := s.session(c.clientID)
+	if ss == nil {
+		return
+	}
+	ss.mu.Lock()
+	w := ss.will
+	if ss.conn != c || w == nil || w.Props.WillDelay > 0 && s.store != nil && ss.expiry > 0 {
+		ss.mu.Unlock()
+		return
+	}
+	ss.will = nil
+	client := ss.client
+	ss.mu.Unlock()
+	s.publishWill(client, w, now)
+}
+
 // publishWill publishes a Will Message as if the client had published it
 // (section 3.1.2.5): its topic, payload, QoS, Retain and properties — Payload
 // Format Indicator, Message Expiry, Content Type, Response Topic, Correlation

@@ -16,7 +16,6 @@ type willEnv struct {
 	t    *testing.T
 	srv  *Server
 	conn func(v packet.Version, c packet.Connect) *tester
-	dial func(v packet.Version) *tester
 }
 
 // device connects the client "dev" with a Will on "dev/status" ("offline",
