@@ -195,6 +195,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.stopTimers()
+	if s.store != nil {
+		if err := s.store.Flush(ctx); err != nil {
+			return fmt.Errorf("broker: flushing the store: %w", err)
+		}
+	}
 	return nil
 }
 

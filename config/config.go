@@ -54,9 +54,9 @@ const (
 	StorePebble = "pebble" // embedded durable store in Store.Dir
 	StoreMemory = "memory" // nothing survives a restart
 
-	SyncAlways = "always" // every write is synced before it is acknowledged
-	SyncBatch  = "batch"  // writes are synced in groups; acknowledgements wait for their group
-	SyncNone   = "none"   // writes are not synced; a crash of the machine may lose recent ones
+	SyncAlways = "always" // acknowledgements wait for the fsync of the write (group commit)
+	SyncBatch  = "batch"  // acknowledgements wait until the write reached the OS; fsync within sync_interval
+	SyncNone   = "none"   // acknowledgements do not wait; a crash of the process may lose recent writes
 )
 
 // Store holds the store settings: the key store: {type, dir, sync}.
@@ -64,6 +64,9 @@ type Store struct {
 	Type string // StorePebble (default) or StoreMemory
 	Dir  string // the pebble store's directory; default "./data"
 	Sync string // SyncAlways, SyncBatch (default) or SyncNone
+	// SyncInterval bounds, in batch mode, the delay before an acknowledged
+	// write is fsynced; 0 means 100 ms.
+	SyncInterval time.Duration
 }
 
 // Log holds the log settings: the key log: {level, format}.
@@ -343,9 +346,10 @@ func (f *file) fields(d *decoder) fields {
 		},
 		"store": func(n *yaml.Node, key string) {
 			d.mapping(n, key, fields{
-				"type": d.enum(&f.store.Type, StorePebble, StoreMemory),
-				"dir":  d.str(&f.store.Dir),
-				"sync": d.enum(&f.store.Sync, SyncAlways, SyncBatch, SyncNone),
+				"type":          d.enum(&f.store.Type, StorePebble, StoreMemory),
+				"dir":           d.str(&f.store.Dir),
+				"sync":          d.enum(&f.store.Sync, SyncAlways, SyncBatch, SyncNone),
+				"sync_interval": d.duration(&f.store.SyncInterval, goDuration, time.Millisecond),
 			})
 		},
 		"listeners": func(n *yaml.Node, key string) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 
@@ -13,6 +14,9 @@ import (
 
 	"github.com/vigilmq/vigil/broker"
 	"github.com/vigilmq/vigil/config"
+	"github.com/vigilmq/vigil/store"
+	"github.com/vigilmq/vigil/store/memory"
+	"github.com/vigilmq/vigil/store/pebble"
 )
 
 // brokerFlags are the flags of vigil broker.
@@ -40,8 +44,8 @@ var settingFlags = []struct {
 	{"max-session-expiry", "max_session_expiry", "cap on Session Expiry Interval, `seconds`, a duration or \"never\" (max_session_expiry)"},
 	{"max-packet-size", "max_packet_size", "largest packet accepted, `bytes` or e.g. 256KiB (max_packet_size)"},
 	{"shutdown-timeout", "shutdown_timeout", "`time` bound on a graceful shutdown, e.g. 10s (shutdown_timeout)"},
-	{"store", "store.type", "store `type`: pebble or memory (store.type); not wired yet: the broker keeps sessions and retained messages in memory either way"},
-	{"data-dir", "store.dir", "`directory` of the pebble store (store.dir); not used yet"},
+	{"store", "store.type", "store `type`: pebble (durable, the default) or memory (store.type)"},
+	{"data-dir", "store.dir", "`directory` of the pebble store (store.dir, default ./data)"},
 }
 
 func newBrokerCmd() *cobra.Command {
@@ -96,7 +100,20 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 	stderr := cmd.ErrOrStderr()
 	log := cfg.Log.NewLogger(stderr)
 	cfg.Options.Logger = log
+	st, err := openStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	cfg.Options.Store = st
 	srv := broker.New(cfg.Options)
+	if err := srv.Restore(cmd.Context()); err != nil {
+		return err
+	}
 
 	listeners := make([]net.Listener, 0, len(cfg.Listeners))
 	for _, l := range cfg.Listeners {
@@ -114,8 +131,7 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		fmt.Fprintf(stderr, "vigil: listening on %s\n", listenURL(cfg.Listeners[i], nl))
 		go func() { errc <- srv.ServeListener(nl) }()
 	}
-	log.Info("store not wired yet: sessions and retained messages are kept in memory",
-		"store", cfg.Store.Type, "dir", cfg.Store.Dir, "sync", cfg.Store.Sync)
+	log.Info("broker started", "store", cfg.Store.Type, "dir", cfg.Store.Dir, "sync", cfg.Store.Sync)
 
 	select {
 	case <-cmd.Context().Done():
@@ -136,6 +152,22 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		<-errc
 	}
 	return nil
+}
+
+// openStore opens the store the configuration asks for.
+func openStore(cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.Store.Type == config.StoreMemory {
+		return memory.New(), nil
+	}
+	sync, err := store.ParseSync(cfg.Store.Sync)
+	if err != nil {
+		return nil, fmt.Errorf("store.sync: %w", err)
+	}
+	st, err := pebble.Open(cfg.Store.Dir, pebble.Options{Sync: sync, SyncInterval: cfg.Store.SyncInterval, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }
 
 // loadBrokerConfig reads the configuration file and applies the flags.

@@ -76,7 +76,7 @@ func TestBrokerAddressInUse(t *testing.T) {
 	}
 	defer l.Close()
 	var stdout, stderr bytes.Buffer
-	code := Main([]string{"broker", "--listen", "127.0.0.1:0", "--listen", l.Addr().String()}, strings.NewReader(""), &stdout, &stderr)
+	code := Main([]string{"broker", "--store", "memory", "--listen", "127.0.0.1:0", "--listen", l.Addr().String()}, strings.NewReader(""), &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "vigil: tcp listener "+l.Addr().String()+": listen tcp "+l.Addr().String()+": bind: address already in use") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
