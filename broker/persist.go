@@ -89,6 +89,19 @@ func messageFromRecord(r *store.Message) *message {
 	return m
 }
 
+// group opens a store group (see store.Store.BeginGroup) and returns the
+// function that closes it: the changes of one liveness event — a Will
+// published and the session record that says it was — survive a crash
+// together or not at all. Without a store it does nothing. Groups never
+// nest and never wait for the network.
+func (s *Server) group() (end func()) {
+	if s.store == nil {
+		return func() {}
+	}
+	s.store.BeginGroup()
+	return s.store.EndGroup
+}
+
 // Restore loads the state kept in Options.Store: sessions with their
 // subscriptions, queued and in-flight messages and inbound QoS 2 packet
 // identifiers, retained messages, and pending Wills. Call it once, before

@@ -79,10 +79,20 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 	now := time.Now()
 	matched := 0
 	c.route.seq = 0
+	// The deliveries of a QoS 1 or 2 message, its retained copy and its
+	// inbound packet identifier commit atomically: after a crash either all
+	// are kept (and a resent PUBLISH is recognized as a duplicate) or none
+	// (and the resent PUBLISH is routed as new). Otherwise a QoS 2 message
+	// could be delivered twice, or lost.
+	group := s.store != nil && p.QoS > 0
+	if group {
+		s.store.BeginGroup()
+	}
 	if rc == packet.Success {
 		matched = s.publish(p, c.clientID, &c.route, now)
 	}
 	if p.QoS == 0 {
+		s.pace(&c.route)
 		return nil
 	}
 	kind := packet.PUBACK
@@ -113,6 +123,10 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		}
 		ss.mu.Unlock()
 	}
+	if group {
+		s.store.EndGroup()
+	}
+	s.pace(&c.route)
 	c.sendAck(&a, seq)
 	return nil
 }

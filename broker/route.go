@@ -39,9 +39,8 @@ type routeScratch struct {
 // overlapping non-shared subscriptions, at the highest QoS they grant, with
 // all their Subscription Identifiers ([MQTT-3.3.4-2], [MQTT-3.3.4-3]), and to
 // one member of each matching shared subscription group ([MQTT-4.8.2-4]).
-// It then pauses while a subscriber it wrote to is above the write
-// high-water mark, so that a fast publisher is slowed to the pace of its
-// subscribers rather than filling memory.
+// It records in sc the subscribers above the write high-water mark, for
+// pace.
 func (s *Server) route(m *message, sc *routeScratch, now time.Time) int {
 	if sc.index == nil {
 		sc.index = make(map[*session]int)
@@ -80,14 +79,22 @@ func (s *Server) route(m *message, sc *routeScratch, now time.Time) int {
 		}
 		t.ss, t.subIDs = nil, nil
 	}
-	n := len(sc.targets)
+	return len(sc.targets)
+}
+
+// pace pauses the publisher while a subscriber that route wrote to is above
+// the write high-water mark, so that a fast publisher is slowed to the pace
+// of its subscribers rather than filling memory; a subscriber that does not
+// drain within the write timeout is closed as a slow consumer. Callers run
+// it after route, outside any store group.
+func (s *Server) pace(sc *routeScratch) {
 	for _, c := range sc.pace {
 		if !c.w.waitDrained(time.Now().Add(s.opts.WriteTimeout)) {
 			c.writeFailed(errSlowConsumer)
 		}
 	}
 	clear(sc.pace)
-	return n
+	sc.pace = sc.pace[:0]
 }
 
 // add merges one matching subscription into the targets.

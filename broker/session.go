@@ -94,7 +94,9 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 			} else {
 				c.log.Info("session taken over", "old_remote", prev.remote)
 			}
+			endGroup := s.group()
 			s.detach(old, prev, closeCause{code: packet.SessionTakenOver, reason: "session taken over", takeover: true}, now)
+			endGroup()
 			prev.takeOver()
 		}
 	}
@@ -102,7 +104,9 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 	if old != nil && req.cleanStart {
 		// [MQTT-3.1.2-4]: Clean Start discards the existing session; a
 		// pending Will is published now, as the session ends ([MQTT-3.1.3-9]).
+		endGroup := s.group()
 		s.endSession(old, now)
+		endGroup()
 		old = nil
 	}
 	ss := old
@@ -156,6 +160,7 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 func (s *Server) connGone(c *conn, cause closeCause) {
 	unlock := s.lockID(c.clientID)
 	defer unlock()
+	defer s.group()()
 	ss := s.session(c.clientID)
 	if ss == nil {
 		return
@@ -242,6 +247,7 @@ func (ss *session) timerFired() {
 	s := ss.srv
 	unlock := s.lockID(ss.id)
 	defer unlock()
+	defer s.group()()
 	now := time.Now()
 	ss.mu.Lock()
 	if ss.ended || ss.conn != nil || s.session(ss.id) != ss {

@@ -55,6 +55,7 @@ func (s *Server) publishWill(client Client, w *packet.Will, now time.Time) {
 	p.Props.User = wp.User
 	var sc routeScratch
 	n := s.publish(&p, client.ID, &sc, now)
+	clear(sc.pace) // a Will is one message: no pacing for its subscribers
 	s.Stats.WillsPublished.Add(1)
 	s.log.Info("will published", "client_id", client.ID, "topic", w.Topic, "subscribers", n)
 }

@@ -124,6 +124,7 @@ type Client struct {
 	stopCh     chan struct{} // closed when the client stops
 	stopErr    error
 	stopReason packet.ReasonCode
+	abort      bool // Abort: close without DISCONNECT
 	lastDisc   Disconnection
 	changed    chan struct{} // closed and replaced when state or queue changes
 	events     []func()
@@ -274,6 +275,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	}
 	c.stopErr = nil
 	c.stopReason = packet.NormalDisconnection
+	c.abort = false
 	c.setStateLocked(StateConnecting)
 	c.deliverDone = make(chan struct{})
 	c.eventDone = make(chan struct{})
@@ -388,6 +390,39 @@ func (c *Client) Disconnect(ctx context.Context, reason packet.ReasonCode) error
 		return fmt.Errorf("client: disconnect: waiting for handlers: %w", err)
 	}
 	return drainErr
+}
+
+// Abort stops the client like Disconnect, but closes the network
+// connection at once without sending DISCONNECT and without waiting for
+// queued messages, as a crash or a pulled cable would. The server sees a
+// lost connection: it publishes the Will (after its Will Delay Interval,
+// unless the session is resumed first) and keeps the session for its
+// Session Expiry Interval. Queued and in-flight messages stay queued for a
+// later Connect. "vigil conn" uses it on Ctrl+C. Abort waits for the
+// client's goroutines to end, within ctx.
+func (c *Client) Abort(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.running {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.stopErr == nil {
+		c.stopErr = ErrClosed
+	}
+	c.abort = true
+	cancel, done := c.runCancel, c.runDone
+	c.mu.Unlock()
+	cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.forceClose()
+		return fmt.Errorf("client: abort: %w", ctx.Err())
+	}
+	if err := c.waitRun(ctx); err != nil {
+		return fmt.Errorf("client: abort: waiting for handlers: %w", err)
+	}
+	return nil
 }
 
 // waitRun waits for the goroutines of the last run to return, except the

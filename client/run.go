@@ -234,14 +234,18 @@ func (c *Client) serve(ctx context.Context, cn *conn, report func(error), connec
 	if ctx.Err() != nil {
 		// Disconnect: say goodbye with the caller's reason code.
 		c.mu.Lock()
-		reason := c.stopReason
+		reason, abort := c.stopReason, c.abort
 		c.mu.Unlock()
-		cn.closeWith(ErrClosed, reason, true)
+		cn.closeWith(ErrClosed, reason, !abort) // Abort: no DISCONNECT
 		c.detach(cn)
 		c.mu.Lock()
 		c.lastDisc = Disconnection{At: time.Now(), Err: ErrClosed, Reason: reason}
 		c.mu.Unlock()
-		cn.log.Info("disconnected", "reason", reason)
+		if abort {
+			cn.log.Info("connection dropped without DISCONNECT (Abort)")
+		} else {
+			cn.log.Info("disconnected", "reason", reason)
+		}
 		return up, ErrClosed
 	}
 	c.detach(cn)

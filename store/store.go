@@ -32,6 +32,13 @@ type Store interface {
 	// fn runs on the store's committer goroutine (or at once, on the
 	// caller's, when seq is already durable) and must not block.
 	Notify(seq uint64, fn func(error))
+	// BeginGroup and EndGroup bracket ops that must commit together,
+	// atomically: after a crash the store holds all of them or none (for
+	// example the deliveries of one QoS 2 message and its inbound packet
+	// identifier). Groups must be short and must not nest; the committer
+	// waits for open groups before it takes the next batch.
+	BeginGroup()
+	EndGroup()
 	// Flush waits until every op appended so far is durable, whatever the
 	// Sync mode (fsync included), or ctx is done.
 	Flush(ctx context.Context) error

@@ -134,6 +134,13 @@ func (s *Store) applyLocked(op *store.Op) {
 // Notify calls fn(nil) at once: every appended op is already applied.
 func (s *Store) Notify(seq uint64, fn func(error)) { fn(nil) }
 
+// BeginGroup does nothing: the memory store applies each op at once and
+// has no crash to be atomic against.
+func (s *Store) BeginGroup() {}
+
+// EndGroup does nothing; see BeginGroup.
+func (s *Store) EndGroup() {}
+
 // Flush returns nil at once, or ctx's error if it is done.
 func (s *Store) Flush(ctx context.Context) error { return ctx.Err() }
 

@@ -100,6 +100,10 @@ type Store struct {
 	wake  chan struct{} // the committer has work (capacity 1)
 	done  chan struct{} // the committer has stopped
 
+	// group is read-locked by open groups (BeginGroup) and write-locked by
+	// the committer while it swaps the pending batch.
+	group sync.RWMutex
+
 	// the log's tail, guarded by mu
 	mu      sync.Mutex
 	pending *pebble.Batch // ops appended since the last commit
@@ -292,12 +296,21 @@ func (s *Store) Append(op store.Op) uint64 {
 	return seq
 }
 
+// BeginGroup opens a group of ops that commit in one pebble batch, so
+// atomically. The committer does not take the pending batch while a group
+// is open.
+func (s *Store) BeginGroup() { s.group.RLock() }
+
+// EndGroup closes a group opened by BeginGroup.
+func (s *Store) EndGroup() { s.group.RUnlock() }
+
 // run is the committer.
 func (s *Store) run() {
 	defer close(s.done)
 	spare := s.db.NewBatch()
 	for {
 		<-s.wake
+		s.group.Lock() // wait for open groups: a group never spans two batches
 		s.mu.Lock()
 		b, last, closing := s.pending, s.seq, s.closed
 		full := !b.Empty() // b is ours only if it is swapped out
@@ -305,6 +318,7 @@ func (s *Store) run() {
 			s.pending, spare = spare, nil
 		}
 		s.mu.Unlock()
+		s.group.Unlock()
 		var err error
 		if full {
 			if s.failure() == nil {

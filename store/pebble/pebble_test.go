@@ -405,3 +405,42 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("checkpoint state %+v, want %+v", got, want)
 	}
 }
+
+// Ops appended inside a group commit together: nothing of the group is
+// reported durable, or committed, before EndGroup, while ops outside a
+// group keep flowing before the group opened.
+func TestGroupCommitsAtomically(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{Sync: store.SyncAlways})
+	defer s.Close()
+	before := s.Append(store.PutSession(&store.Session{ClientID: "before"}))
+	done := make(chan error, 1)
+	s.Notify(before, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.BeginGroup()
+	a := s.Append(store.PutSession(&store.Session{ClientID: "a"}))
+	notified := make(chan struct{})
+	s.Notify(a, func(error) { close(notified) })
+	// The committer is woken by the Append but must wait for the group.
+	select {
+	case <-notified:
+		t.Fatal("an op of an open group was reported durable")
+	case <-time.After(200 * time.Millisecond):
+	}
+	b := s.Append(store.PutSession(&store.Session{ClientID: "b"}))
+	s.EndGroup()
+	<-notified
+	done2 := make(chan error, 1)
+	s.Notify(b, func(err error) { done2 <- err })
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Sessions) != 3 {
+		t.Fatalf("%d sessions, want 3", len(st.Sessions))
+	}
+}
