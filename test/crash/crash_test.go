@@ -159,7 +159,7 @@ func dial(t *testing.T, addr string, c packet.Connect) (*client, *packet.Connack
 func (c *client) send(p packet.Packet) error {
 	b, err := p.Append(nil)
 	if err != nil {
-		c.t.Fatal(err)
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

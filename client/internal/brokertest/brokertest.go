@@ -1,6 +1,6 @@
 // Package brokertest starts MQTT brokers for tests of the client. Each
 // broker has a Starter; tests that should hold against every broker loop
-// over Brokers. The Vigil broker joins the list once it exists.
+// over Brokers: the Vigil broker (in process) and Debian's mosquitto.
 package brokertest
 
 import (
@@ -53,6 +53,7 @@ var Brokers = []struct {
 	Name  string
 	Start Starter
 }{
+	{"vigil", Vigil},
 	{"mosquitto", Mosquitto},
 }
 
