@@ -38,11 +38,12 @@ func (q *outQueue) reset() {
 // writer is the write half of a conn.
 type writer struct {
 	// immutable
-	nc      net.Conn
-	pool    *sync.Pool // of *[]byte arenas
-	timeout time.Duration
-	high    int // pause producers above this many pending bytes
-	onError func(error)
+	nc       net.Conn
+	pool     *sync.Pool // of *[]byte arenas
+	timeout  time.Duration
+	high     int  // pause producers above this many pending bytes
+	vectored bool // nc writes net.Buffers with one writev
+	onError  func(error)
 
 	mu sync.Mutex
 	// guarded by mu
@@ -55,7 +56,12 @@ type writer struct {
 }
 
 func newWriter(nc net.Conn, pool *sync.Pool, timeout time.Duration, high int, onError func(error)) *writer {
-	return &writer{nc: nc, pool: pool, timeout: timeout, high: high, onError: onError}
+	w := &writer{nc: nc, pool: pool, timeout: timeout, high: high, onError: onError}
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		w.vectored = true
+	}
+	return w
 }
 
 // begin locks the writer and returns its arena, to which the caller appends
@@ -132,7 +138,12 @@ func (w *writer) run() {
 		}
 		n := q.size
 		w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
-		_, err := bufs.WriteTo(w.nc)
+		var err error
+		if w.vectored {
+			_, err = bufs.WriteTo(w.nc) // one writev
+		} else {
+			err = w.writeFlat(bufs, n)
+		}
 		clear(bufs[:cap(bufs)])
 
 		w.mu.Lock()
@@ -152,6 +163,27 @@ func (w *writer) run() {
 			w.onError(err)
 		}
 	}
+}
+
+// writeFlat writes bufs (n bytes in all) with one Write, for connections
+// without writev (TLS, WebSocket), where every Write is a TLS record or a
+// WebSocket message of its own.
+func (w *writer) writeFlat(bufs net.Buffers, n int) error {
+	var flat []byte
+	var pooled *[]byte
+	if n <= maxPooledArena {
+		pooled = w.pool.Get().(*[]byte)
+		flat = (*pooled)[:0]
+	}
+	for _, b := range bufs {
+		flat = append(flat, b...)
+	}
+	_, err := w.nc.Write(flat)
+	if pooled != nil && cap(flat) <= maxPooledArena {
+		*pooled = flat[:0]
+		w.pool.Put(pooled)
+	}
+	return err
 }
 
 // releaseLocked returns the arenas to the pool when nothing is queued.

@@ -191,6 +191,15 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 	if !ok {
 		return 0
 	}
+	if d.qos == 0 && c.w.pending > s.opts.WriteBufferMax {
+		// The connection is far behind: QoS 0 messages are dropped (and
+		// counted) rather than queued without bound. QoS 1 and 2 are
+		// bounded by the in-flight window and the session queue.
+		c.w.abort()
+		s.Stats.MessagesDropped.Add(1)
+		s.Stats.QoS0Overflows.Add(1)
+		return 0
+	}
 	start := len(b)
 	b, err := pub.AppendHeader(b)
 	if err != nil {

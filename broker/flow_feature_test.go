@@ -219,3 +219,40 @@ func TestSlowReaderPacesPublisher(t *testing.T) {
 	wantStat(t, "SlowConsumers", srv.Stats.SlowConsumers.Load(), 0)
 	wantStat(t, "MessagesDropped", srv.Stats.MessagesDropped.Load(), 0)
 }
+
+// WriteBufferMax bounds what is queued for one connection even where no
+// publisher can be paused (retained messages sent on subscribe): QoS 0
+// messages beyond it are dropped and counted, not buffered without bound.
+func TestWriteBufferMaxDropsQoS0(t *testing.T) {
+	t.Parallel()
+	srv, addr := startSmallBufServer(t, Options{WriteBufferHigh: 16 << 10, WriteBufferMax: 64 << 10})
+	pub, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+	const n, size = 400, 1024
+	for i := range n {
+		pub.send(&packet.Publish{Version: packet.V5, Topic: fmt.Sprintf("r/%d", i), Payload: make([]byte, size), Retain: true})
+	}
+	pub.send(&packet.Pingreq{}) // the retained messages are stored once PINGRESP comes back
+	if _, ok := pub.next(wait).(*packet.Pingresp); !ok {
+		t.Fatal("want PINGRESP")
+	}
+	stuckSubscriber(t, addr, "stuck", "r/#")
+	// The retained messages go out right after the SUBACK, on the
+	// subscriber's read loop; wait (bounded) until all were handled.
+	ss := srv.session("stuck")
+	deadline := time.Now().Add(wait)
+	for srv.Stats.QoS0Overflows.Load()+srv.Stats.MessagesSent.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	dropped := srv.Stats.QoS0Overflows.Load()
+	if dropped == 0 {
+		t.Fatal("no QoS 0 message dropped though the subscriber's queue passed WriteBufferMax")
+	}
+	// What was queued fits the limit (plus one message).
+	ss.mu.Lock()
+	c := ss.conn
+	ss.mu.Unlock()
+	if p := c.w.pendingBytes(); p > 64<<10+size+64 {
+		t.Fatalf("%d bytes pending, above WriteBufferMax", p)
+	}
+	t.Logf("%d of %d retained messages dropped for a subscriber not reading", dropped, n)
+}

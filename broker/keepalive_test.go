@@ -73,7 +73,7 @@ func TestKeepAliveMultiplier(t *testing.T) {
 	})
 }
 
-// Keep Alive 0 turns the mechanism off ([MQTT-3.1.2-?]: section 3.1.2.10).
+// Keep Alive 0 turns the mechanism off (section 3.1.2.10).
 func TestKeepAliveZeroNeverTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t)})

@@ -89,9 +89,11 @@ type Options struct {
 	// above which publishers feeding it pause until it drains; 0 means
 	// 256 KiB.
 	WriteBufferHigh int
-	// WriteBufferMax is the largest number of bytes queued for one
-	// connection; a connection that stays above it for WriteTimeout is a
-	// slow consumer and is closed; 0 means 8 MiB.
+	// WriteBufferMax is the most bytes queued for one connection: above
+	// it, QoS 0 messages to the connection are dropped and counted (QoS 1
+	// and 2 are bounded by the in-flight window and MaxQueued); 0 means
+	// 8 MiB. A connection whose writes make no progress for WriteTimeout is
+	// a slow consumer and is closed.
 	WriteBufferMax int
 	// WriteTimeout bounds one write to a client and a publisher's pause for
 	// a slow subscriber; 0 means 10 s.

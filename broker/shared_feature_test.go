@@ -52,9 +52,8 @@ func TestSharedRoundRobin(t *testing.T) {
 }
 
 // A shared subscription gets no retained messages when it is made
-// (section 4.8.2); No Local on it is refused (It is a Protocol Error
-// [MQTT-3.8.3-4]; this server refuses the subscription in the SUBACK);
-// 3.1.1 clients may use shared subscriptions too.
+// (section 4.8.2); No Local on it is a Protocol Error ([MQTT-3.8.3-4]:
+// DISCONNECT 0x82); 3.1.1 clients may use shared subscriptions too.
 func TestSharedSubscribeRules(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{})
@@ -63,8 +62,9 @@ func TestSharedSubscribeRules(t *testing.T) {
 	m, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "m", CleanStart: true})
 	m.subscribe(1, packet.Subscription{Filter: "$share/g/r", QoS: 1})
 	m.wantNothing(quiet)
-	m.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: "$share/g2/r", NoLocal: true}}})
-	m.wantSuback(packet.TopicFilterInvalid)
+	bad, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "bad", CleanStart: true})
+	bad.send(&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{{Filter: "$share/g2/r", NoLocal: true}}})
+	bad.wantDisconnect(packet.ProtocolError)
 
 	v3, _ := connect(t, addr, packet.V311, packet.Connect{ClientID: "v3", CleanStart: true})
 	v3.subscribe(1, packet.Subscription{Filter: "$share/g/r", QoS: 1})

@@ -22,6 +22,7 @@ type Stats struct {
 	MessagesSent     atomic.Int64 // PUBLISH packets sent to clients
 	MessagesDropped  atomic.Int64 // deliveries dropped: queue full, QoS 0 for an offline client, too large, expired
 	QueueOverflows   atomic.Int64 // of which: a session queue was full
+	QoS0Overflows    atomic.Int64 // of which: QoS 0 to a connection above WriteBufferMax
 	ExpiredMessages  atomic.Int64 // of which: the Message Expiry Interval passed while queued
 	WillsPublished   atomic.Int64 // Will Messages published
 	SessionsExpired  atomic.Int64 // sessions ended by their expiry interval

@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
 	"github.com/vigilmq/vigil/store"
+	"github.com/vigilmq/vigil/topic"
 )
 
 // handleSubscribe processes a SUBSCRIBE (section 3.8.4): each filter is
@@ -21,9 +23,16 @@ func (c *conn) handleSubscribe(h packet.FixedHeader, body []byte) error {
 	subID := 0
 	if len(sp.Props.SubscriptionIDs) > 0 {
 		if o.SubscriptionIDsDisabled {
-			return &packet.Error{Code: packet.SubscriptionIdentifiersNotSupported, Reason: "Subscription Identifiers are not supported"} // [MQTT-3.2.2-?]: section 3.2.2.3.12
+			// Section 3.2.2.3.12: the server said it does not support them.
+			return &packet.Error{Code: packet.SubscriptionIdentifiersNotSupported, Reason: "Subscription Identifiers are not supported"}
 		}
 		subID = sp.Props.SubscriptionIDs[0]
+	}
+	for _, req := range sp.Subscriptions {
+		if req.NoLocal && strings.HasPrefix(req.Filter, topic.SharePrefix) {
+			// [MQTT-3.8.3-4]: No Local on a Shared Subscription is a Protocol Error.
+			return &packet.Error{Code: packet.ProtocolError, Reason: "No Local on a shared subscription"}
+		}
 	}
 	ack := packet.Suback{Version: c.version, PacketID: sp.PacketID, ReasonCodes: make([]packet.ReasonCode, len(sp.Subscriptions))}
 	var sendRetained []*subscription
@@ -35,7 +44,7 @@ func (c *conn) handleSubscribe(h packet.FixedHeader, body []byte) error {
 			ack.ReasonCodes[i] = packet.V3SubackFailure
 		}
 		if sub == nil || sub.group != "" || o.RetainDisabled {
-			continue // [MQTT-3.8.4-?]: no retained messages for a shared subscription (section 4.8.2)
+			continue // section 4.8.2: retained messages are not sent to a shared subscription
 		}
 		switch req.RetainHandling {
 		case 0:
@@ -61,13 +70,9 @@ func (c *conn) subscribeOne(req packet.Subscription, subID int) (rc packet.Reaso
 	group, inner, shared, err := s.limits.ParseShared(req.Filter) // validates shared and plain filters
 	switch {
 	case err != nil:
-		return packet.TopicFilterInvalid, nil, false // [MQTT-3.8.3-?]: section 4.7.1
+		return packet.TopicFilterInvalid, nil, false // section 4.7.1 and [MQTT-4.8.2-1], [MQTT-4.8.2-2]
 	case shared && (o.SharedDisabled || c.version == packet.V31):
 		return packet.SharedSubscriptionsNotSupported, nil, false
-	case shared && req.NoLocal:
-		// [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error;
-		// refused in the SUBACK rather than by closing.
-		return packet.TopicFilterInvalid, nil, false
 	case o.WildcardsDisabled && hasWildcard(inner):
 		return packet.WildcardSubscriptionsNotSupported, nil, false
 	case o.Authorizer != nil && !o.Authorizer.CanSubscribe(c.client, inner):

@@ -101,9 +101,9 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 	fs.StringVarP(&o.password, "password", "P", "", "`password`")
 	fs.Uint32VarP(&o.sessionExpiry, "session-expiry-interval", "x", 0, "Session Expiry Interval in `seconds` (5.0); 4294967295 never expires")
 	multiShort(fs, "session-expiry-interval", "se")
-	fs.Uint16Var(&o.receiveMax, "receive-maximum", 0, "Receive Maximum: QoS 1 and 2 messages the broker may send at once (5.0; default 256)")
+	fs.Uint16Var(&o.receiveMax, "receive-maximum", 0, "Receive Maximum: `number` of QoS 1 and 2 messages the broker may send at once (5.0; default 256)")
 	fs.Uint32Var(&o.maxPacketSize, "maximum-packet-size", 0, "largest packet, in `bytes`, the client accepts (5.0)")
-	fs.Uint16Var(&o.topicAliasMax, "topic-alias-maximum", 0, "topic aliases the broker may use towards the client (5.0)")
+	fs.Uint16Var(&o.topicAliasMax, "topic-alias-maximum", 0, "`number` of topic aliases the broker may use towards the client (5.0)")
 	fs.BoolVar(&o.reqResponseInfo, "req-response-info", false, "ask the broker for Response Information (5.0)")
 	fs.BoolVar(&o.noReqProblemInfo, "no-req-problem-info", false, "ask the broker not to send Reason Strings and User Properties on errors (5.0)")
 	switch kind {
@@ -126,7 +126,7 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 	fs.Uint32Var(&w.delay, "will-delay-interval", 0, "Will Delay Interval in `seconds` (5.0): a reconnect within it cancels the Will")
 	fs.BoolVar(&w.payloadFormat, "will-payload-format-indicator", false, "mark the Will payload as UTF-8 (5.0)")
 	fs.Uint32Var(&w.expiry, "will-message-expiry-interval", 0, "Will Message Expiry Interval in `seconds` (5.0)")
-	fs.StringVar(&w.contentType, "will-content-type", "", "Will Content Type (5.0)")
+	fs.StringVar(&w.contentType, "will-content-type", "", "Will Content Type `string` (5.0)")
 	fs.StringVar(&w.responseTopic, "will-response-topic", "", "Will Response Topic (5.0)")
 	fs.StringVar(&w.correlationData, "will-correlation-data", "", "Will Correlation Data (5.0)")
 	fs.StringArrayVar(&w.userProps, "will-user-properties", nil, "Will User Property `\"key: value\"` (5.0; repeatable)")
@@ -147,7 +147,7 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 	}
 	fs.IntVar(&o.reconnectPeriod, "reconnect-period", reconnectDefault, "`milliseconds` between reconnect attempts; 0 turns reconnecting off")
 	multiShort(fs, "reconnect-period", "rp")
-	fs.IntVar(&o.maxReconnect, "maximum-reconnect-times", 0, "give up after this many failed reconnect attempts in a row; 0: never")
+	fs.IntVar(&o.maxReconnect, "maximum-reconnect-times", 0, "give up after this `number` of failed reconnect attempts in a row; 0: never")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "bound on one connection attempt: dial, TLS, WebSocket, CONNECT and CONNACK")
 
 	fs.StringVar(&o.ca, "ca", "", "CA certificates `file` (PEM) to verify the broker")

@@ -233,6 +233,9 @@ func usageFunc(c *cobra.Command) error {
 func writeFlagUsages(w io.Writer, fs *pflag.FlagSet) {
 	aliases := map[string][]string{}
 	for from, to := range longAliases {
+		if from == "maximun-reconnect-times" {
+			continue // a misspelling, accepted but not advertised
+		}
 		aliases[to] = append(aliases[to], "--"+from)
 	}
 	type row struct{ short, long, usage string }
@@ -274,9 +277,12 @@ func writeFlagUsages(w io.Writer, fs *pflag.FlagSet) {
 		rows = append(rows, row{short, long, usage})
 	})
 	longW = min(longW, 34)
-	for _, r := range rows {
+	for i, r := range rows {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
 		line := fmt.Sprintf("  %*s%-*s  %s", shortW, r.short, longW, r.long, r.usage)
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		fmt.Fprint(w, strings.TrimRight(line, " "))
 	}
 }
 
