@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -40,15 +41,18 @@ type conn struct {
 
 	// owned by the read loop
 	r           *packet.Reader
-	log         *slog.Logger
 	deadline    time.Time     // the read deadline last set on nc
 	readTimeout time.Duration // keep alive x multiplier; 0: none
 	lastPacket  time.Time     // when the last complete packet arrived
 	sess        *session
 	aliasesIn   map[uint16]string // topic aliases set by the client
-	pub         packet.Publish    // reused decode targets
-	ack         packet.Ack
-	route       routeScratch
+	work        *connWork // borrowed while the read loop runs, returned when it parks
+	kaTimer     *time.Timer // wakes a parked connection when its keep alive is due
+
+	// parking (park.go)
+	raw       syscall.RawConn // the socket, when the poller can watch it
+	pollToken int32           // the connection's id in the poller; 0: not registered
+	parkState atomic.Int32    // running or parked
 	ackSeq      uint64 // store sequence the last deferred acknowledgement waited for
 
 	// set during CONNECT before the connection is attached to its session,
@@ -78,7 +82,27 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 		problemInfo: true,
 	}
 	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
+	c.raw = parkable(nc)
 	return c
+}
+
+// logger returns the server's logger with the connection's identity. It is
+// built on each call: logs are rare, and an idle connection then holds no
+// logger of its own.
+func (c *conn) logger() *slog.Logger {
+	if c.clientID == "" {
+		return c.srv.log.With("remote", c.remote)
+	}
+	return c.srv.log.With("client_id", c.clientID, "remote", c.remote)
+}
+
+// connWork is what a connection needs only while it processes packets:
+// reused decode targets and routing scratch space. It comes from a pool, so
+// that a parked connection holds none of it.
+type connWork struct {
+	pub   packet.Publish
+	ack   packet.Ack
+	route routeScratch
 }
 
 // Read implements io.Reader for the packet.Reader: before every read from
@@ -100,38 +124,62 @@ func (c *conn) Read(p []byte) (int, error) {
 	return c.nc.Read(p)
 }
 
-// serve is the connection's read loop, the only goroutine that reads from it.
+// serve starts the connection's read loop: the only code that reads from
+// it, run by one goroutine at a time (a parked connection has none; see
+// park.go).
 func (c *conn) serve() {
-	c.log = c.srv.log.With("remote", c.remote)
 	c.lastPacket = time.Now()
 	c.r = packet.NewReader(c)
 	c.r.Pool = c.srv.bufPool
 	c.r.MaxSize = c.srv.opts.MaxPacketSize
-	cause := c.readLoop()
-	c.finish(cause)
+	c.work = c.srv.getWork()
+	if cause, ok := c.connectPhase(); !ok {
+		c.finish(cause)
+		return
+	}
+	if c.raw != nil {
+		if p := c.srv.parker(); p != nil {
+			if err := p.register(c); err == nil {
+				c.kaTimer = time.AfterFunc(time.Hour, c.wake)
+				c.kaTimer.Stop()
+			}
+		}
+	}
+	c.loop(false)
 }
 
-func (c *conn) readLoop() closeCause {
+// connectPhase reads and processes the CONNECT packet.
+func (c *conn) connectPhase() (closeCause, bool) {
 	h, body, err := c.r.Next()
 	if err != nil {
-		return c.readError(err, false)
+		return c.readError(err, false), false
 	}
 	c.lastPacket = time.Now()
 	if h.Type != packet.CONNECT {
 		// [MQTT-3.1.0-1]: the first packet must be CONNECT; close without CONNACK.
-		return c.protocolFailure(&packet.Error{Code: packet.ProtocolError, Reason: "first packet is " + h.Type.String() + ", not CONNECT"})
+		return c.protocolFailure(&packet.Error{Code: packet.ProtocolError, Reason: "first packet is " + h.Type.String() + ", not CONNECT"}), false
 	}
-	if cause, ok := c.handleConnect(h, body); !ok {
-		return cause
-	}
+	return c.handleConnect(h, body)
+}
+
+// loop processes packets until the connection closes, or parks while
+// nothing is buffered. woken says the loop was resumed by a wake: it reads
+// before it considers parking again.
+func (c *conn) loop(woken bool) {
 	for {
+		if !woken && c.r.Buffered() == 0 && c.pollToken != 0 && !c.awaitData() && c.park() {
+			return
+		}
+		woken = false
 		h, body, err := c.r.Next()
 		if err != nil {
-			return c.readError(err, true)
+			c.finish(c.readError(err, true))
+			return
 		}
 		c.lastPacket = time.Now()
 		if cause, done := c.handle(h, body); done {
-			return cause
+			c.finish(cause)
+			return
 		}
 	}
 }
@@ -149,11 +197,11 @@ func (c *conn) readError(err error, connected bool) closeCause {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if !connected {
 			c.srv.Stats.ConnectTimeouts.Add(1)
-			c.log.Info("no CONNECT in time; closing", "connect_timeout", c.srv.opts.ConnectTimeout)
+			c.logger().Info("no CONNECT in time; closing", "connect_timeout", c.srv.opts.ConnectTimeout)
 			return closeCause{code: packet.MaximumConnectTime, reason: "connect timeout", err: err}
 		}
 		c.srv.Stats.KeepAliveTimeouts.Add(1)
-		c.log.Info("keep alive timeout; closing", "keep_alive_timeout", c.readTimeout)
+		c.logger().Info("keep alive timeout; closing", "keep_alive_timeout", c.readTimeout)
 		c.sendDisconnect(packet.KeepAliveTimeout, "keep alive timeout")
 		return closeCause{code: packet.KeepAliveTimeout, reason: "keep alive timeout", err: err}
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed):
@@ -169,7 +217,7 @@ func (c *conn) readError(err error, connected bool) closeCause {
 func (c *conn) protocolFailure(err error) closeCause {
 	code := packet.CodeOf(err, packet.ProtocolError)
 	c.srv.Stats.ProtocolErrors.Add(1)
-	c.log.Warn("protocol error; closing", "code", code, "err", err)
+	c.logger().Warn("protocol error; closing", "code", code, "err", err)
 	reason := err.Error()
 	var pe *packet.Error
 	if errors.As(err, &pe) {
@@ -209,7 +257,7 @@ func (c *conn) send(p packet.Packet) bool {
 	b, err := p.Append(b)
 	if err != nil {
 		c.w.abort()
-		c.log.Error("cannot encode packet", "type", p.Type(), "err", err)
+		c.logger().Error("cannot encode packet", "type", p.Type(), "err", err)
 		return false
 	}
 	c.w.commit(b, start, nil)
@@ -269,7 +317,7 @@ func (c *conn) getCause() closeCause {
 // connection. Safe from any goroutine, any number of times.
 func (c *conn) closeNow() {
 	c.w.close(min(closeFlushTimeout, c.srv.opts.WriteTimeout))
-	c.nc.Close()
+	c.closeConn()
 }
 
 // errSlowConsumer closes a connection whose pending writes stayed above the
@@ -284,10 +332,10 @@ func (c *conn) writeFailed(err error) {
 		// its own writer, may each find it stuck.
 		if c.setCause(closeCause{code: packet.UnspecifiedError, reason: "write timeout: client not reading", err: err}) {
 			c.srv.Stats.SlowConsumers.Add(1)
-			c.log.Warn("slow consumer: write timed out; closing", "write_timeout", c.srv.opts.WriteTimeout)
+			c.logger().Warn("slow consumer: write timed out; closing", "write_timeout", c.srv.opts.WriteTimeout)
 		}
 	}
-	c.nc.Close()
+	c.closeConn()
 }
 
 // finish runs when the read loop ends: it closes the connection, hands the
@@ -303,8 +351,17 @@ func (c *conn) finish(cause closeCause) {
 	c.closeNow()
 	c.srv.Stats.countExit(cause.code)
 	if c.connacked.Load() && !cause.normal && !cause.takeover && !cause.shutdown {
-		c.log.Info("connection lost", "code", cause.code, "reason", cause.reason, "err", cause.err)
+		c.logger().Info("connection lost", "code", cause.code, "reason", cause.reason, "err", cause.err)
 	}
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+	if c.pollToken != 0 {
+		c.srv.park.forget(c.pollToken)
+	}
+	c.r.Release()
+	c.srv.putWork(c.work)
+	c.work = nil
 	c.srv.forgetConn(c)
 	close(c.done)
 }

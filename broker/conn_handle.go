@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -51,7 +53,7 @@ func (c *conn) handle(h packet.FixedHeader, body []byte) (cause closeCause, done
 
 // handleAck processes PUBACK, PUBREC and PUBCOMP for messages the server sent.
 func (c *conn) handleAck(h packet.FixedHeader, body []byte) error {
-	a := &c.ack
+	a := &c.work.ack
 	a.Version = c.version
 	if err := a.Decode(h, body); err != nil {
 		return err
@@ -66,7 +68,7 @@ func (c *conn) handleAck(h packet.FixedHeader, body []byte) error {
 // Identifier is released and PUBCOMP sent; an unknown identifier gets
 // PUBCOMP 0x92 in 5.0.
 func (c *conn) handlePubrel(h packet.FixedHeader, body []byte) error {
-	a := &c.ack
+	a := &c.work.ack
 	a.Version = c.version
 	if err := a.Decode(h, body); err != nil {
 		return err
@@ -112,6 +114,8 @@ func (c *conn) handleDisconnect(h packet.FixedHeader, body []byte) (closeCause, 
 	if d.Props.ReasonString != "" {
 		cause.reason = "client disconnected: " + d.Props.ReasonString
 	}
-	c.log.Debug("client sent DISCONNECT", "code", d.ReasonCode)
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("client sent DISCONNECT", "code", d.ReasonCode)
+	}
 	return cause, true
 }

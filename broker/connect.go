@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"log/slog"
 	"crypto/rand"
 	"encoding/base32"
 	"math"
@@ -92,10 +93,9 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 
 	c.clientID = id
 	c.client = Client{ID: id, Username: strings.Clone(cp.Username)}
-	c.log = c.log.With("client_id", id)
 	if until, banned := c.srv.flapBanned(id, time.Now()); banned {
 		c.srv.Stats.FlapBans.Add(1)
-		c.log.Warn("client id refused by flapping protection", "until", until)
+		c.logger().Warn("client id refused by flapping protection", "until", until)
 		return c.refuseAndClose(packet.Banned, "client identifier is flapping; retry later"), false
 	}
 
@@ -170,8 +170,10 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 		will:       will,
 		connack:    &ack,
 	}, time.Now())
-	c.log.Debug("connected", "version", c.version, "clean_start", cp.CleanStart,
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connected", "version", c.version, "clean_start", cp.CleanStart,
 		"keep_alive", keepAlive, "session_expiry", expiry, "session_present", ack.SessionPresent)
+	}
 	return closeCause{}, true
 }
 
@@ -218,7 +220,7 @@ func (c *conn) refuse(code packet.ReasonCode, reason string, v packet.Version) {
 // then the connection is closed) and returns the close cause.
 func (c *conn) refuseAndClose(code packet.ReasonCode, reason string) closeCause {
 	c.srv.Stats.ConnectsRefused.Add(1)
-	c.log.Info("connect refused", "code", code, "reason", reason)
+	c.logger().Info("connect refused", "code", code, "reason", reason)
 	c.refuse(code, reason, c.version)
 	return closeCause{code: code, reason: reason}
 }

@@ -139,6 +139,9 @@ func (ss *session) assignLocked(d *delivery) {
 		}
 	}
 	d.pid = ss.nextPID
+	if ss.inflight == nil {
+		ss.inflight = make(map[uint16]*delivery)
+	}
 	ss.inflight[d.pid] = d
 	switch {
 	case d.stored:

@@ -99,6 +99,14 @@ type Options struct {
 	// a slow subscriber; 0 means 10 s.
 	WriteTimeout time.Duration
 
+	// ParkAfter is how long a TCP connection may be idle before its read
+	// goroutine is ended and the connection parked on the server's poller
+	// (epoll), so that idle connections cost no goroutine stack; the next
+	// bytes, its keep alive or a close wake it. 0 means 1 s; negative turns
+	// parking off. Busy connections do not park and keep the latency of a
+	// blocked read.
+	ParkAfter time.Duration
+
 	// ResponseInformation, when set, is the prefix returned as Response
 	// Information in CONNACK to clients that ask for it: the client gets
 	// ResponseInformation + "/" + its client identifier.
@@ -219,6 +227,9 @@ func (o Options) withDefaults() settings {
 	}
 	if s.WriteTimeout <= 0 {
 		s.WriteTimeout = 10 * time.Second
+	}
+	if s.ParkAfter == 0 {
+		s.ParkAfter = time.Second
 	}
 	if s.FlapWindow <= 0 {
 		s.FlapWindow = time.Minute

@@ -151,6 +151,9 @@ func (s *Server) Restore(ctx context.Context) error {
 				group = ""
 			}
 			x := &subscription{ss: ss, filter: sub.Sub.Filter, group: group, inner: inner, opts: sub.Sub, id: sub.ID}
+			if ss.subs == nil {
+				ss.subs = make(map[string]*subscription)
+			}
 			ss.subs[x.filter] = x
 			s.addSubscription(x)
 		}
@@ -163,6 +166,9 @@ func (s *Server) Restore(ctx context.Context) error {
 			switch {
 			case d.PacketID != 0:
 				x.dup = true
+				if ss.inflight == nil {
+					ss.inflight = make(map[uint16]*delivery)
+				}
 				ss.inflight[d.PacketID] = x
 				ss.nextPID = max(ss.nextPID, d.PacketID)
 			case x.msg != nil:
@@ -170,6 +176,9 @@ func (s *Server) Restore(ctx context.Context) error {
 			}
 		}
 		for _, id := range r.Inbound {
+			if ss.inboundQoS2 == nil {
+				ss.inboundQoS2 = make(map[uint16]struct{})
+			}
 			ss.inboundQoS2[id] = struct{}{}
 		}
 		s.mu.Lock()

@@ -12,7 +12,7 @@ import (
 // alias, validation, authorization, the QoS flow and routing. A returned
 // error closes the connection with its reason code.
 func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
-	p := &c.pub
+	p := &c.work.pub
 	p.Version = c.version
 	if err := p.Decode(h, body); err != nil {
 		return err
@@ -78,7 +78,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 
 	now := time.Now()
 	matched := 0
-	c.route.seq = 0
+	c.work.route.seq = 0
 	// The deliveries of a QoS 1 or 2 message, its retained copy and its
 	// inbound packet identifier commit atomically: after a crash either all
 	// are kept (and a resent PUBLISH is recognized as a duplicate) or none
@@ -89,10 +89,10 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		s.store.BeginGroup()
 	}
 	if rc == packet.Success {
-		matched = s.publish(p, c.clientID, &c.route, now)
+		matched = s.publish(p, c.clientID, &c.work.route, now)
 	}
 	if p.QoS == 0 {
-		s.pace(&c.route)
+		s.pace(&c.work.route)
 		return nil
 	}
 	kind := packet.PUBACK
@@ -111,11 +111,14 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 			a.Props.ReasonString = reason
 		}
 	}
-	seq := c.route.seq
+	seq := c.work.route.seq
 	if p.QoS == 2 && !a.ReasonCode.IsError() {
 		ss := c.sess
 		ss.mu.Lock()
-		if ss.inboundQoS2 != nil {
+		if !ss.ended {
+			if ss.inboundQoS2 == nil {
+				ss.inboundQoS2 = make(map[uint16]struct{})
+			}
 			ss.inboundQoS2[p.PacketID] = struct{}{}
 			if ss.durableLocked() {
 				seq = max(seq, ss.appendLocked(store.PutInbound(ss.id, p.PacketID)))
@@ -126,7 +129,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 	if group {
 		s.store.EndGroup()
 	}
-	s.pace(&c.route)
+	s.pace(&c.work.route)
 	c.sendAck(&a, seq)
 	return nil
 }
@@ -144,8 +147,8 @@ func (c *conn) sendAck(a *packet.Ack, seq uint64) {
 	ack := *a
 	c.srv.store.Notify(seq, func(err error) {
 		if err != nil {
-			c.log.Error("store failed; closing without acknowledging", "err", err)
-			c.nc.Close()
+			c.logger().Error("store failed; closing without acknowledging", "err", err)
+			c.closeConn()
 			return
 		}
 		c.send(&ack)

@@ -52,6 +52,10 @@ type Server struct {
 
 	// retainMu orders retained-message changes with their store records.
 	retainMu sync.Mutex
+
+	works    sync.Pool // *connWork
+	parkOnce sync.Once
+	park     *poller // nil where connections cannot park
 }
 
 // New returns a Server configured by opts.
@@ -71,6 +75,7 @@ func New(opts Options) *Server {
 	}
 	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
 	s.arenas.New = func() any { b := make([]byte, 0, 2048); return &b }
+	s.works.New = func() any { return new(connWork) }
 	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
 	return s
 }
@@ -190,11 +195,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		for _, c := range conns {
-			c.nc.Close()
+			c.closeConn()
 		}
 		return ctx.Err()
 	}
 	s.stopTimers()
+	s.stopParker()
 	if s.store != nil {
 		if err := s.store.Flush(ctx); err != nil {
 			return fmt.Errorf("broker: flushing the store: %w", err)
@@ -208,10 +214,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	conns := s.stop()
 	for _, c := range conns {
-		c.nc.Close()
+		c.closeConn()
 	}
 	s.connWG.Wait()
 	s.stopTimers()
+	s.stopParker()
 	return nil
 }
 
@@ -246,6 +253,29 @@ func (s *Server) stopTimers() {
 			ss.timer.Stop()
 		}
 		ss.mu.Unlock()
+	}
+}
+
+// parker returns the server's poller for parked connections, starting it
+// on first use; nil when the platform has none (connections then keep a
+// goroutine each).
+func (s *Server) parker() *poller {
+	s.parkOnce.Do(func() {
+		p, err := newPoller()
+		if err != nil {
+			s.log.Info("connections will not park: no poller", "err", err)
+			return
+		}
+		s.park = p
+	})
+	return s.park
+}
+
+// stopParker stops the poller once no connection is left.
+func (s *Server) stopParker() {
+	s.parkOnce.Do(func() {}) // no poller may start after this
+	if s.park != nil {
+		s.park.close()
 	}
 }
 

@@ -55,13 +55,9 @@ type session struct {
 }
 
 func newSession(srv *Server, id string) *session {
-	return &session{
-		id:          id,
-		srv:         srv,
-		subs:        make(map[string]*subscription),
-		inflight:    make(map[uint16]*delivery),
-		inboundQoS2: make(map[uint16]struct{}),
-	}
+	// The maps are made on first use: an idle session of a client that
+	// subscribed to nothing holds none.
+	return &session{id: id, srv: srv}
 }
 
 // attachRequest is what a CONNECT asks of the session layer.
@@ -90,9 +86,9 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 			s.Stats.Takeovers.Add(1)
 			battles := s.recordFlap(c.clientID, now)
 			if battles >= 3 {
-				c.log.Warn("connection battle: client id taken over repeatedly", "takeovers_in_window", battles, "window", s.opts.FlapWindow)
+				c.logger().Warn("connection battle: client id taken over repeatedly", "takeovers_in_window", battles, "window", s.opts.FlapWindow)
 			} else {
-				c.log.Info("session taken over", "old_remote", prev.remote)
+				c.logger().Info("session taken over", "old_remote", prev.remote)
 			}
 			endGroup := s.group()
 			s.detach(old, prev, closeCause{code: packet.SessionTakenOver, reason: "session taken over", takeover: true}, now)

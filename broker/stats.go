@@ -27,6 +27,10 @@ type Stats struct {
 	WillsPublished   atomic.Int64 // Will Messages published
 	SessionsExpired  atomic.Int64 // sessions ended by their expiry interval
 
+	// Parked is a gauge: connections idle past Options.ParkAfter that hold
+	// no goroutine right now.
+	Parked atomic.Int64
+
 	exits [256]atomic.Int64 // connections closed, by the reason code of the close
 }
 

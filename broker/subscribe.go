@@ -98,6 +98,9 @@ func (c *conn) subscribeOne(req packet.Subscription, subID int) (rc packet.Reaso
 		return packet.UnspecifiedError, nil, false
 	}
 	_, existed := ss.subs[sub.filter]
+	if ss.subs == nil {
+		ss.subs = make(map[string]*subscription)
+	}
 	ss.subs[sub.filter] = sub
 	s.addSubscription(sub)
 	if ss.durableLocked() {

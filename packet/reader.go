@@ -142,6 +142,17 @@ func (r *Reader) Next() (FixedHeader, []byte, error) {
 	}
 }
 
+// Release gives back the buffer of a Reader that has nothing buffered, as
+// the next call to Next would, so that a connection parked between packets
+// holds only the Reader's small array. The body returned by the last Next
+// becomes invalid. With bytes buffered it does nothing.
+func (r *Reader) Release() {
+	if r.r == r.w {
+		r.release()
+		r.r, r.w = 0, 0
+	}
+}
+
 // stdSize is the size of the Reader's standard buffer.
 func (r *Reader) stdSize() int {
 	if r.Pool != nil {

@@ -1,0 +1,133 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigilmq/vigil/packet"
+)
+
+// parkedServer starts a server whose idle TCP connections park at once.
+func parkedServer(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
+	opts.ParkAfter = time.Millisecond
+	return startServer(t, opts)
+}
+
+// waitParked waits (bounded) until n connections are parked.
+func waitParked(t *testing.T, srv *Server, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for srv.Stats.Parked.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", srv.Stats.Parked.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Parked connections hold no goroutine, and everything still works: they
+// wake for their next packet, deliveries reach them, and a publisher and a
+// subscriber that both park between messages exchange QoS 0, 1 and 2.
+func TestParkedConnectionsWork(t *testing.T) {
+	t.Parallel()
+	srv, addr := parkedServer(t, Options{})
+	sub, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "sub"})
+	sub.subscribe(1, packet.Subscription{Filter: "t/#", QoS: 2})
+	pub, _ := connect(t, addr, packet.V311, packet.Connect{ClientID: "pub", CleanStart: true})
+	for i := 0; i < 20; i++ {
+		waitParked(t, srv, 2)
+		qos := byte(i % 3)
+		pub.publish(fmt.Sprintf("t/%d", i), "m", qos, false, uint16(i+1))
+		switch qos {
+		case 1:
+			pub.wantAck(packet.PUBACK, uint16(i+1), packet.Success)
+		case 2:
+			pub.wantAck(packet.PUBREC, uint16(i+1), packet.Success)
+			pub.send(&packet.Ack{Kind: packet.PUBREL, Version: packet.V311, PacketID: uint16(i + 1)})
+			pub.wantAck(packet.PUBCOMP, uint16(i+1), packet.Success)
+		}
+		p := sub.wantPublish()
+		if p.Topic != fmt.Sprintf("t/%d", i) {
+			t.Fatalf("got %q", p.Topic)
+		}
+		switch p.QoS {
+		case 1:
+			sub.send(&packet.Ack{Kind: packet.PUBACK, Version: packet.V5, PacketID: p.PacketID})
+		case 2:
+			sub.send(&packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
+			sub.wantAck(packet.PUBREL, p.PacketID, packet.Success)
+			sub.send(&packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID})
+		}
+	}
+}
+
+// Keep alive works the same while parked: the timer wakes the connection
+// at 1.5 x keep alive and it is closed, with its Will.
+func TestParkedKeepAlive(t *testing.T) {
+	t.Parallel()
+	srv, addr := parkedServer(t, Options{})
+	watch, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "watch", CleanStart: true})
+	watch.subscribe(1, packet.Subscription{Filter: "w", QoS: 0})
+	dev, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "dev", KeepAlive: 1, Will: &packet.Will{Topic: "w", Payload: []byte("gone")}})
+	start := time.Now()
+	waitParked(t, srv, 2)
+	dev.wantDisconnect(packet.KeepAliveTimeout)
+	within(t, "keep-alive close of a parked connection", time.Since(start), 1450*time.Millisecond, 2200*time.Millisecond)
+	if p := watch.wantPublish(); string(p.Payload) != "gone" {
+		t.Fatalf("got %q", p.Payload)
+	}
+}
+
+// A parked connection closed by the peer, taken over, or shut down
+// finishes at once.
+func TestParkedCloseTakeoverShutdown(t *testing.T) {
+	t.Parallel()
+	srv, addr := parkedServer(t, Options{})
+	a, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "a", Will: &packet.Will{Topic: "w", Payload: []byte("a")}})
+	b, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "b"})
+	watch, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "watch"})
+	watch.subscribe(1, packet.Subscription{Filter: "w", QoS: 0})
+	waitParked(t, srv, 3)
+	a.abort()
+	if p := watch.wantPublish(); string(p.Payload) != "a" {
+		t.Fatalf("got %q", p.Payload)
+	}
+	waitParked(t, srv, 2)
+	connect(t, addr, packet.V5, packet.Connect{ClientID: "b"})
+	b.wantDisconnect(packet.SessionTakenOver)
+	waitParked(t, srv, 2)
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	watch.wantDisconnect(packet.ServerShuttingDown)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.Stats.Parked.Load(); n != 0 {
+		t.Fatalf("%d parked after shutdown", n)
+	}
+}
+
+// Many connections park and wake at once without losing a packet.
+func TestParkedMany(t *testing.T) {
+	t.Parallel()
+	srv, addr := parkedServer(t, Options{})
+	const n = 200
+	cs := make([]*tester, n)
+	for i := range cs {
+		cs[i], _ = connect(t, addr, packet.V311, packet.Connect{ClientID: fmt.Sprint("c", i), CleanStart: true})
+	}
+	for round := 0; round < 3; round++ {
+		waitParked(t, srv, n)
+		for _, c := range cs {
+			c.send(&packet.Pingreq{})
+		}
+		for _, c := range cs {
+			if _, ok := c.next(wait).(*packet.Pingresp); !ok {
+				t.Fatal("want PINGRESP")
+			}
+		}
+	}
+}
