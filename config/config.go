@@ -219,6 +219,7 @@ type file struct {
 	writeBufferHigh     int
 	writeBufferMax      int
 	writeTimeout        time.Duration
+	parkAfter           time.Duration
 	responseInformation string
 	flapLimit           int
 	flapWindow          time.Duration
@@ -294,11 +295,12 @@ func defaultFile() *file {
 		writeBufferHigh:     256 << 10,
 		writeBufferMax:      8 << 20,
 		writeTimeout:        10 * time.Second,
+		parkAfter:           time.Second,
 		flapWindow:          time.Minute,
 		flapBan:             5 * time.Minute,
 		logLevel:            "info",
 		logFormat:           "text",
-		store:               Store{Type: StorePebble, Dir: "./data", Sync: SyncBatch},
+		store:               Store{Type: StorePebble, Dir: "./data", Sync: SyncBatch, SyncInterval: 100 * time.Millisecond},
 		shutdownTimeout:     10 * time.Second,
 	}
 }
@@ -329,8 +331,15 @@ func (f *file) fields(d *decoder) fields {
 		"write_buffer_high":        d.size(&f.writeBufferHigh, 1024, math.MaxInt32),
 		"write_buffer_max":         d.size(&f.writeBufferMax, 1024, math.MaxInt32),
 		"write_timeout":            d.duration(&f.writeTimeout, goDuration, time.Millisecond),
-		"response_information":     d.str(&f.responseInformation),
-		"shutdown_timeout":         d.duration(&f.shutdownTimeout, goDuration, 0),
+		"park_after": func(n *yaml.Node, key string) {
+			if n.Kind == yaml.ScalarNode && n.Value == "never" {
+				f.parkAfter = -1
+				return
+			}
+			d.duration(&f.parkAfter, goDuration, time.Millisecond)(n, key)
+		},
+		"response_information": d.str(&f.responseInformation),
+		"shutdown_timeout":     d.duration(&f.shutdownTimeout, goDuration, 0),
 		"flapping": func(n *yaml.Node, key string) {
 			d.mapping(n, key, fields{
 				"limit":  d.integer(&f.flapLimit, 0, math.MaxInt32),
@@ -472,6 +481,7 @@ func (f *file) build(d *decoder) *Config {
 			WriteBufferHigh:         f.writeBufferHigh,
 			WriteBufferMax:          f.writeBufferMax,
 			WriteTimeout:            f.writeTimeout,
+			ParkAfter:               f.parkAfter,
 			ResponseInformation:     f.responseInformation,
 			FlapLimit:               f.flapLimit,
 			FlapWindow:              f.flapWindow,
