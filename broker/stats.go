@@ -40,3 +40,39 @@ type Stats struct {
 func (s *Stats) Exits(rc packet.ReasonCode) int64 { return s.exits[rc].Load() }
 
 func (s *Stats) countExit(rc packet.ReasonCode) { s.exits[rc].Add(1) }
+
+// Gauges are the server's current sizes, for metrics.
+type Gauges struct {
+	Connections   int // network connections being served (CONNECT pending included)
+	Sessions      int // sessions, online and offline
+	Subscriptions int // non-shared subscriptions
+	SharedMembers int // memberships of shared subscription groups
+	Retained      int // retained messages
+	Parked        int // idle connections parked on the poller
+}
+
+// Gauges returns the server's current sizes. It takes a few locks briefly;
+// call it at scrape frequency, not per message.
+func (s *Server) Gauges() Gauges {
+	s.mu.Lock()
+	g := Gauges{Connections: len(s.conns), Sessions: len(s.sessions)}
+	s.mu.Unlock()
+	ts := s.subs.Stats()
+	g.Subscriptions = ts.Subscriptions
+	g.SharedMembers = ts.SharedMembers
+	g.Retained = s.retained.Len()
+	g.Parked = int(s.Stats.Parked.Load())
+	return g
+}
+
+// ExitCodes lists the reason codes with at least one connection exit, for
+// metrics.
+func (s *Stats) ExitCodes() []packet.ReasonCode {
+	var codes []packet.ReasonCode
+	for i := range s.exits {
+		if s.exits[i].Load() > 0 {
+			codes = append(codes, packet.ReasonCode(i))
+		}
+	}
+	return codes
+}

@@ -44,6 +44,8 @@ type Config struct {
 	Store Store
 	// Log configures the broker's log.
 	Log Log
+	// Metrics is the Prometheus endpoint: the key metrics: {listen}.
+	Metrics Metrics
 	// ShutdownTimeout bounds a graceful shutdown: after it, the remaining
 	// connections are closed at once.
 	ShutdownTimeout time.Duration
@@ -67,6 +69,13 @@ type Store struct {
 	// SyncInterval bounds, in batch mode, the delay before an acknowledged
 	// write is fsynced; 0 means 100 ms.
 	SyncInterval time.Duration
+}
+
+// Metrics holds the metrics settings.
+type Metrics struct {
+	// Listen is the host:port of an HTTP server with Prometheus metrics
+	// at /metrics; empty (the default) serves none.
+	Listen string
 }
 
 // Log holds the log settings: the key log: {level, format}.
@@ -231,6 +240,7 @@ type file struct {
 	acl                 *aclFile
 	store               Store
 	shutdownTimeout     time.Duration
+	metricsListen       string
 }
 
 type listenerFile struct {
@@ -345,6 +355,18 @@ func (f *file) fields(d *decoder) fields {
 				"limit":  d.integer(&f.flapLimit, 0, math.MaxInt32),
 				"window": d.duration(&f.flapWindow, goDuration, time.Millisecond),
 				"ban":    d.duration(&f.flapBan, goDuration, time.Millisecond),
+			})
+		},
+		"metrics": func(n *yaml.Node, key string) {
+			d.mapping(n, key, fields{
+				"listen": func(n *yaml.Node, key string) {
+					d.str(&f.metricsListen)(n, key)
+					if f.metricsListen != "" {
+						if _, port, err := net.SplitHostPort(f.metricsListen); err != nil || port == "" {
+							d.failf(n, key, "want host:port, like :9100, got %q", f.metricsListen)
+						}
+					}
+				},
 			})
 		},
 		"log": func(n *yaml.Node, key string) {
@@ -490,6 +512,7 @@ func (f *file) build(d *decoder) *Config {
 		Store:           f.store,
 		Log:             Log{Format: f.logFormat},
 		ShutdownTimeout: f.shutdownTimeout,
+		Metrics:         Metrics{Listen: f.metricsListen},
 	}
 	o := &c.Options
 	if _, ok := d.nodes["keepalive_backoff"]; ok && f.keepaliveBackoff != 0 {

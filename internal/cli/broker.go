@@ -7,13 +7,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"time"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/vigilmq/vigil/broker"
 	"github.com/vigilmq/vigil/config"
+	"github.com/vigilmq/vigil/metrics"
 	"github.com/vigilmq/vigil/store"
 	"github.com/vigilmq/vigil/store/memory"
 	"github.com/vigilmq/vigil/store/pebble"
@@ -43,6 +49,7 @@ var settingFlags = []struct {
 	{"keepalive-multiplier", "keepalive_multiplier", "close after Keep Alive x this `factor` with no packet, > 1 (keepalive_multiplier)"},
 	{"max-session-expiry", "max_session_expiry", "cap on Session Expiry Interval, `seconds`, a duration or \"never\" (max_session_expiry)"},
 	{"max-packet-size", "max_packet_size", "largest packet accepted, `bytes` or e.g. 256KiB (max_packet_size)"},
+	{"metrics", "metrics.listen", "`host:port` of an HTTP server with Prometheus metrics at /metrics (metrics.listen)"},
 	{"shutdown-timeout", "shutdown_timeout", "`time` bound on a graceful shutdown, e.g. 10s (shutdown_timeout)"},
 	{"store", "store.type", "store `type`: pebble (durable, the default) or memory (store.type)"},
 	{"data-dir", "store.dir", "`directory` of the pebble store (store.dir, default ./data)"},
@@ -132,6 +139,21 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		go func() { errc <- srv.ServeListener(nl) }()
 	}
 	log.Info("broker started", "store", cfg.Store.Type, "dir", cfg.Store.Dir, "sync", cfg.Store.Sync)
+	if cfg.Metrics.Listen != "" {
+		ml, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("metrics listener %s: %w", cfg.Metrics.Listen, err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(metrics.NewCollector(srv), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ml)
+		defer hs.Close()
+		fmt.Fprintf(stderr, "vigil: metrics on http://%s/metrics\n", ml.Addr())
+	}
 
 	select {
 	case <-cmd.Context().Done():

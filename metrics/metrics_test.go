@@ -1,0 +1,85 @@
+package metrics_test
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilmq/vigil/broker"
+	"github.com/vigilmq/vigil/metrics"
+	"github.com/vigilmq/vigil/packet"
+)
+
+// A scrape shows what happened on the wire: a connection, a takeover, a
+// message, and the exit by reason code.
+func TestScrape(t *testing.T) {
+	srv := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(srv))
+	web := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer web.Close()
+
+	connect := func(id string) (net.Conn, *packet.Reader) {
+		nc, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := (&packet.Connect{Version: packet.V5, ClientID: id}).Append(nil)
+		nc.Write(b)
+		r := packet.NewReader(nc)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		return nc, r
+	}
+	old, oldR := connect("dev")
+	defer old.Close()
+	nc, r := connect("dev") // takes over
+	defer nc.Close()
+	old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	oldR.Next() // DISCONNECT 0x8E
+	b, _ := (&packet.Publish{Version: packet.V5, Topic: "t", QoS: 1, PacketID: 1, Payload: []byte("x"), Retain: true}).Append(nil)
+	nc.Write(b)
+	if _, _, err := r.Next(); err != nil { // PUBACK
+		t.Fatal(err)
+	}
+	// The old connection's exit is counted when its read loop ends.
+	for deadline := time.Now().Add(5 * time.Second); srv.Stats.Exits(packet.SessionTakenOver) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the taken-over connection did not end")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	resp, err := http.Get(web.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"vigil_takeovers_total 1",
+		"vigil_messages_received_total 1",
+		"vigil_retained_messages 1",
+		"vigil_sessions 1",
+		`vigil_connection_exits_total{code="0x8E",reason="Session taken over"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("scrape lacks %q:\n%s", want, body)
+		}
+	}
+}
