@@ -267,29 +267,30 @@ func (c *conn) send(p packet.Packet) bool {
 // withoutProblemInfo returns a copy of control packet p without its Reason
 // String and User Properties, for a client whose Maximum Packet Size p
 // exceeds: they must be left out rather than make the packet too large
-// ([MQTT-3.1.2-27], [MQTT-3.2.2-19], [MQTT-3.4.2-2], [MQTT-3.14.2-3] and
+// ([MQTT-3.1.2-24] (5.0), [MQTT-3.2.2-19], [MQTT-3.4.2-2], [MQTT-3.14.2-3] and
 // their siblings for every packet with a Reason String).
 func withoutProblemInfo(p packet.Packet) packet.Packet {
+	strip := func(props *packet.Properties) { props.ReasonString, props.User = "", nil }
 	switch v := p.(type) {
 	case *packet.Ack:
 		q := *v
-		q.Props.ReasonString, q.Props.User = "", nil
+		strip(&q.Props)
 		return &q
 	case *packet.Disconnect:
 		q := *v
-		q.Props.ReasonString, q.Props.User = "", nil
+		strip(&q.Props)
 		return &q
 	case *packet.Connack:
 		q := *v
-		q.Props.ReasonString, q.Props.User = "", nil
+		strip(&q.Props)
 		return &q
 	case *packet.Suback:
 		q := *v
-		q.Props.ReasonString, q.Props.User = "", nil
+		strip(&q.Props)
 		return &q
 	case *packet.Unsuback:
 		q := *v
-		q.Props.ReasonString, q.Props.User = "", nil
+		strip(&q.Props)
 		return &q
 	}
 	return p

@@ -104,7 +104,7 @@ func (c *conn) handleDisconnect(h packet.FixedHeader, body []byte) (closeCause, 
 		}
 		ss.mu.Unlock()
 		if wasZero && d.Props.SessionExpiry != 0 {
-			// [MQTT-3.14.2-2]: from 0 the interval cannot be changed.
+			// Section 3.14.2.2.2: from 0 the interval cannot be changed.
 			return c.protocolFailure(&packet.Error{Code: packet.ProtocolError, Reason: "DISCONNECT sets a Session Expiry Interval after CONNECT set 0"}), true
 		}
 	}

@@ -67,6 +67,9 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 		if err := c.srv.limits.ValidName(w.Topic); err != nil {
 			return c.refuseAndClose(packet.TopicNameInvalid, "will topic: "+err.Error()), false
 		}
+		if hasWildcard(w.Props.ResponseTopic) {
+			return c.refuseAndClose(packet.ProtocolError, "will Response Topic with a wildcard"), false // [MQTT-3.3.2-14]
+		}
 		if w.Props.PayloadFormat == 1 && !utf8.Valid(w.Payload) {
 			return c.refuseAndClose(packet.PayloadFormatInvalid, "will payload is not UTF-8 as its format indicator says"), false
 		}

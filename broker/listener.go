@@ -355,16 +355,18 @@ func (wl *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // mqttSubprotocol returns the subprotocol to select from those the client
-// offers: "mqtt", or else "mqttv3.1".
+// offers: "mqtt" ([MQTT-6.0.0-4]: the server selects exactly "mqtt"), or
+// else "mqttv3.1", which MQTT 3.1 clients offer. Subprotocol names are
+// compared case-sensitively (RFC 6455 section 4.1).
 func mqttSubprotocol(h http.Header) (string, bool) {
 	var v31 string
 	for _, v := range h.Values("Sec-WebSocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {
 			p = strings.TrimSpace(p)
 			switch {
-			case strings.EqualFold(p, "mqtt"):
+			case p == "mqtt":
 				return p, true
-			case strings.EqualFold(p, "mqttv3.1"):
+			case p == "mqttv3.1":
 				v31 = p
 			}
 		}

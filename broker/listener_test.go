@@ -415,7 +415,7 @@ func TestWSSubprotocol(t *testing.T) {
 		{[]string{"foo", "mqtt"}, "mqtt"},
 		{[]string{"mqttv3.1", "mqtt"}, "mqtt"},
 		{[]string{"mqttv3.1"}, "mqttv3.1"},
-		{[]string{"MQTT"}, "MQTT"},
+		{[]string{"MQTT"}, ""}, // names are case-sensitive; the server selects exactly "mqtt"
 		{nil, ""},
 		{[]string{"foo"}, ""},
 	} {

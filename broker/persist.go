@@ -226,13 +226,7 @@ func (s *Server) Restore(ctx context.Context) error {
 			s.endSession(w.end, now)
 		}
 	}
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for _, ss := range s.sessions {
-		sessions = append(sessions, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range sessions {
+	for _, ss := range s.allSessions() {
 		ss.mu.Lock()
 		if !ss.ended && ss.conn == nil {
 			ss.armTimerLocked(now)

@@ -25,7 +25,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		return &packet.Error{Code: packet.QoSNotSupported, Reason: "PUBLISH QoS above the maximum QoS"}
 	}
 	if p.Retain && o.RetainDisabled {
-		return &packet.Error{Code: packet.RetainNotSupported, Reason: "retained messages are not supported"} // [MQTT-3.3.1-14]
+		return &packet.Error{Code: packet.RetainNotSupported, Reason: "retained messages are not supported"} // section 3.2.2.3.5, [MQTT-3.2.2-14]
 	}
 	if c.version == packet.V5 {
 		if len(p.Props.SubscriptionIDs) > 0 {
@@ -33,6 +33,11 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 		}
 		if err := c.resolveAlias(p); err != nil {
 			return err
+		}
+		if hasWildcard(p.Props.ResponseTopic) {
+			// [MQTT-3.3.2-14]: a Response Topic has no wildcards. Forwarding
+			// it would make the server send one.
+			return &packet.Error{Code: packet.ProtocolError, Reason: "Response Topic with a wildcard"}
 		}
 	}
 	// Inbound flow control ([MQTT-3.3.4-7], [MQTT-3.3.4-8]): QoS 2 messages
@@ -106,7 +111,7 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 			a.ReasonCode = packet.NoMatchingSubscribers
 		}
 		if c.problemInfo {
-			// [MQTT-3.1.2-32]: no Reason String on a PUBACK or PUBREC when
+			// [MQTT-3.1.2-29] (5.0): no Reason String on a PUBACK or PUBREC when
 			// the client set Request Problem Information 0.
 			a.Props.ReasonString = reason
 		}
@@ -166,7 +171,7 @@ func (c *conn) resolveAlias(p *packet.Publish) error {
 		return nil
 	}
 	if int(a) > c.srv.opts.TopicAliasMaximum {
-		return &packet.Error{Code: packet.TopicAliasInvalid, Reason: "Topic Alias above the Topic Alias Maximum"} // [MQTT-3.3.2-10]
+		return &packet.Error{Code: packet.TopicAliasInvalid, Reason: "Topic Alias above the Topic Alias Maximum"} // [MQTT-3.3.2-12] (5.0)
 	}
 	if p.Topic != "" {
 		if c.aliasesIn == nil {

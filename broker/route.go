@@ -38,7 +38,7 @@ type routeScratch struct {
 // route delivers m to every matching subscription: once per session for
 // overlapping non-shared subscriptions, at the highest QoS they grant, with
 // all their Subscription Identifiers ([MQTT-3.3.4-2], [MQTT-3.3.4-3]), and to
-// one member of each matching shared subscription group ([MQTT-4.8.2-4]).
+// one member of each matching shared subscription group (section 4.8.2).
 // It records in sc the subscribers above the write high-water mark, for
 // pace.
 func (s *Server) route(m *message, sc *routeScratch, now time.Time) int {

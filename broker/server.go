@@ -241,13 +241,7 @@ func (s *Server) stop() []*conn {
 // stopTimers stops the will and expiry timers of offline sessions, so that a
 // closed server runs nothing in the background.
 func (s *Server) stopTimers() {
-	s.mu.Lock()
-	sessions := make([]*session, 0, len(s.sessions))
-	for _, ss := range s.sessions {
-		sessions = append(sessions, ss)
-	}
-	s.mu.Unlock()
-	for _, ss := range sessions {
+	for _, ss := range s.allSessions() {
 		ss.mu.Lock()
 		if ss.timer != nil {
 			ss.timer.Stop()
@@ -277,6 +271,17 @@ func (s *Server) stopParker() {
 	if s.park != nil {
 		s.park.close()
 	}
+}
+
+// allSessions returns a snapshot of the sessions.
+func (s *Server) allSessions() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	return sessions
 }
 
 // idLock serializes everything that changes which connection owns a client

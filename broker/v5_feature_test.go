@@ -366,3 +366,18 @@ func TestMaximumPacketSizeBoundsConnack(t *testing.T) {
 		t.Fatalf("CONNACK of %d bytes, client maximum 8", a.Len())
 	}
 }
+
+// [MQTT-3.3.2-14]: a Response Topic must not contain wildcards; the broker
+// refuses one rather than forward it (PUBLISH: DISCONNECT 0x82; Will:
+// CONNACK 0x82).
+func TestResponseTopicWildcard(t *testing.T) {
+	t.Parallel()
+	_, addr := startServer(t, Options{})
+	c, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "c"})
+	c.send(&packet.Publish{Version: packet.V5, Topic: "req", Props: packet.Properties{ResponseTopic: "reply/+"}})
+	c.wantDisconnect(packet.ProtocolError)
+	w := dial(t, addr, packet.V5)
+	w.send(&packet.Connect{Version: packet.V5, ClientID: "w", Will: &packet.Will{Topic: "x", Props: packet.Properties{ResponseTopic: "reply/#"}}})
+	w.wantConnack(packet.ProtocolError)
+	w.wantClosed()
+}

@@ -66,8 +66,9 @@ func (h FixedHeader) checkFlags() error {
 
 // CheckSize rejects a packet whose total size exceeds max (a Maximum Packet
 // Size; 0 means the protocol's own limit). Call it right after
-// ParseFixedHeader, before reading or allocating the body
-// ([MQTT-3.1.2-24] for a server, [MQTT-3.2.2-15] for a client).
+// ParseFixedHeader, before reading or allocating the body. A receiver may
+// refuse a packet above the Maximum Packet Size it announced (5.0 sections
+// 3.1.2.11.4 and 3.2.2.3.6: DISCONNECT 0x95).
 func (h FixedHeader) CheckSize(max int) error {
 	if max > 0 && h.Size() > max {
 		return &Error{Code: PacketTooLarge, Reason: fmt.Sprintf("packet of %d bytes exceeds the maximum of %d", h.Size(), max)}
