@@ -46,14 +46,14 @@ type conn struct {
 	lastPacket  time.Time     // when the last complete packet arrived
 	sess        *session
 	aliasesIn   map[uint16]string // topic aliases set by the client
-	work        *connWork // borrowed while the read loop runs, returned when it parks
-	kaTimer     *time.Timer // wakes a parked connection when its keep alive is due
+	work        *connWork         // borrowed while the read loop runs, returned when it parks
+	kaTimer     *time.Timer       // wakes a parked connection when its keep alive is due
 
 	// parking (park.go)
 	raw       syscall.RawConn // the socket, when the poller can watch it
 	pollToken int32           // the connection's id in the poller; 0: not registered
 	parkState atomic.Int32    // running or parked
-	ackSeq      uint64 // store sequence the last deferred acknowledgement waited for
+	ackSeq    uint64          // store sequence the last deferred acknowledgement waited for
 
 	// set during CONNECT before the connection is attached to its session,
 	// then read-only: other goroutines read them under the session's lock

@@ -2,9 +2,9 @@ package broker
 
 import (
 	"context"
-	"log/slog"
 	"crypto/rand"
 	"encoding/base32"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -175,7 +175,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 	}, time.Now())
 	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.logger().Debug("connected", "version", c.version, "clean_start", cp.CleanStart,
-		"keep_alive", keepAlive, "session_expiry", expiry, "session_present", ack.SessionPresent)
+			"keep_alive", keepAlive, "session_expiry", expiry, "session_present", ack.SessionPresent)
 	}
 	return closeCause{}, true
 }
