@@ -585,7 +585,7 @@ func (b *bench) progress(cmd *cobra.Command, start time.Time) (stop func()) {
 						line += fmt.Sprintf("  inflight %d", s.inflight.Load())
 					}
 				case "sub":
-					line += fmt.Sprintf("  received %d (%d/s)", recv, recv-lastRecv)
+					line += fmt.Sprintf("  subscribed %d  received %d (%d/s)", s.subscribed.Load(), recv, recv-lastRecv)
 				}
 				line += fmt.Sprintf("  errors %d", s.errors.Load())
 				fmt.Fprintln(w, line)

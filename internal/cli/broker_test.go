@@ -84,18 +84,11 @@ func TestBrokerAddressInUse(t *testing.T) {
 
 var listeningRE = regexp.MustCompile(`vigil: listening on (\w+)://(\S+?)(/\S*)?(?: \(.*\))?$`)
 
-// buildVigil builds the vigil binary into a temporary directory.
+// buildVigil returns the vigil binary, built once for the whole package
+// (see vigilBinary in main_test.go).
 func buildVigil(t *testing.T) string {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "vigil")
-	if runtime.GOOS == "windows" {
-		exe += ".exe"
-	}
-	cmd := exec.Command("go", "build", "-o", exe, "github.com/vigilmq/vigil/cmd/vigil")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return exe
+	return vigilBinary(t)
 }
 
 // The real binary: it prints where it listens, applies flags over the

@@ -12,8 +12,8 @@ func newCompletionCmd() *cobra.Command {
 		Short: "Print the shell completion script",
 		Long: `Print the completion script for a shell. Load it in the current shell, or
 install it where your shell looks for completions.`,
-		Example: `  source <(vigil completion bash)
-  vigil completion bash > /etc/bash_completion.d/vigil
+		Example: `  vigil completion bash > /etc/bash_completion.d/vigil
+  source <(vigil completion bash)                 # this shell only
   vigil completion zsh > "${fpath[1]}/_vigil"
   vigil completion fish > ~/.config/fish/completions/vigil.fish`,
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},

@@ -106,17 +106,16 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 	fs.Uint16Var(&o.topicAliasMax, "topic-alias-maximum", 0, "`number` of topic aliases the broker may use towards the client (5.0)")
 	fs.BoolVar(&o.reqResponseInfo, "req-response-info", false, "ask the broker for Response Information (5.0)")
 	fs.BoolVar(&o.noReqProblemInfo, "no-req-problem-info", false, "ask the broker not to send Reason Strings and User Properties on errors (5.0)")
-	switch kind {
-	case forConn:
-		fs.StringArrayVar(&o.userProps, "user-properties", nil, "CONNECT User Property `\"key: value\"` (5.0; repeatable)")
-		multiShort(fs, "user-properties", "up")
-	default:
-		fs.StringArrayVar(&o.userProps, "conn-user-properties", nil, "CONNECT User Property `\"key: value\"` (5.0; repeatable)")
-		multiShort(fs, "conn-user-properties", "Cup")
+	// MQTTX: -up is conn's CONNECT user properties, but pub's and sub's
+	// are their packets'; there -Cup is CONNECT's.
+	userProps, userShort := "conn-user-properties", "Cup"
+	if kind == forConn {
+		userProps, userShort = "user-properties", "up"
 	}
+	fs.StringArrayVar(&o.userProps, userProps, nil, "CONNECT User Property `\"key: value\"` (5.0; repeatable)")
+	multiShort(fs, userProps, userShort)
 	v5Only(fs, "session-expiry-interval", "receive-maximum", "maximum-packet-size", "topic-alias-maximum",
-		"req-response-info", "no-req-problem-info")
-	v5Only(fs, map[bool]string{true: "user-properties", false: "conn-user-properties"}[kind == forConn])
+		"req-response-info", "no-req-problem-info", userProps)
 
 	w := &o.will
 	fs.StringVar(&w.topic, "will-topic", "", "Will `topic`: published by the broker when the connection is lost")
@@ -162,7 +161,7 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 
 // parseVersion accepts what MQTTX and mosquitto accept for -V.
 func parseVersion(s string) (packet.Version, error) {
-	switch strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "mqttv")) {
+	switch strings.TrimPrefix(strings.ToLower(s), "mqttv") {
 	case "5", "5.0", "v5":
 		return packet.V5, nil
 	case "3.1.1", "311", "4":

@@ -74,16 +74,6 @@ func connackDetails(ca *packet.Connack) []string {
 	return out
 }
 
-// reasonName is a reason code's name without its hex value, e.g. "Server
-// shutting down".
-func reasonName(c packet.ReasonCode) string {
-	s := c.String()
-	if i := strings.LastIndex(s, " (0x"); i > 0 {
-		return s[:i]
-	}
-	return s
-}
-
 // lostDetail explains a lost connection: the reason code (the server's
 // DISCONNECT or the client's own), then the error.
 func lostDetail(err error, reason packet.ReasonCode, d client.Disconnection) string {
@@ -104,7 +94,7 @@ func lostDetail(err error, reason packet.ReasonCode, d client.Disconnection) str
 	default:
 		parts = append(parts, reason.String())
 	}
-	if err != nil {
+	if err != nil && d.Packet == nil {
 		parts = append(parts, err.Error())
 	}
 	return strings.Join(parts, "; ")

@@ -61,7 +61,7 @@ commands from stdin and/or runs a --schedule of them (times from the start):
 	fs.SortFlags = false
 	fs.StringVar(&listen, "listen", ":1884", "`address` to accept connections on")
 	fs.StringVar(&upstream, "upstream", "", "`host:port` of the broker to forward to (required)")
-	fs.StringVar(&schedule, "schedule", "", "commands to run at times from the start, `\"10s blackhole all; 30s restore all\"`")
+	fs.StringVar(&schedule, "schedule", "", "`plan` of commands at times from the start, e.g. \"10s blackhole all; 30s restore all\"")
 	fs.BoolVar(&noStdin, "no-stdin", false, "do not read commands from stdin")
 	return cmd
 }

@@ -51,7 +51,7 @@ for 1, PUBCOMP for 2), then disconnects normally. It prints nothing unless
 something fails (or with -v); the exit status is 0 on success.`,
 		Example: `  vigil pub -h 127.0.0.1 -t sensors/1/temp -m 21.5
   vigil pub -t config/dev1 -m '{"rate":5}' -r -q 1       # retained, QoS 1
-  vigil pub -t firmware/dev1 --file fw.bin -q 1
+  vigil pub -t firmware/dev1 -f fw.bin -q 1               # mosquitto's -f; MQTTX: --file-read
   tail -f app.log | vigil pub -t logs/app -M            # one message per line
   vigil pub -t a/b -m hi -up "source: cli" -ct text/plain -e 60
   vigil pub -t a/b -m hi -V 3.1.1 -i tool-1 -u alice -P secret`,
@@ -64,7 +64,7 @@ something fails (or with -v); the exit status is 0 on success.`,
 	fs.SortFlags = false
 	fs.StringVarP(&f.topic, "topic", "t", "", "`topic` to publish to (required)")
 	fs.StringVarP(&f.message, "message", "m", "", "message `payload`")
-	fs.StringVar(&f.file, "file", "", "send the whole `file` as one message")
+	fs.StringVarP(&f.file, "file", "f", "", "send the whole `file` as one message")
 	fs.BoolVarP(&f.stdin, "stdin", "s", false, "send all of stdin as one message")
 	fs.BoolVarP(&f.multiline, "multiline", "M", false, "send each line of stdin as a message (empty lines are skipped)")
 	fs.BoolVarP(&f.null, "null-message", "n", false, "send an empty message")

@@ -32,6 +32,7 @@ type subFlags struct {
 	verbose   bool
 	count     int
 	timeout   int
+	quiet     bool
 }
 
 func newSubCmd() *cobra.Command {
@@ -44,9 +45,10 @@ per line as "topic payload" (mosquitto_sub -v's layout; the payload is written
 as received). -v adds QoS, retain and the MQTT 5.0 properties; --format json
 prints one JSON object per line; -C exits after a number of messages.
 
-Messages are printed to stdout as they arrive; connection problems go to
-stderr, and the client reconnects by itself (--reconnect-period), resuming
-the session with --no-clean. Ctrl+C sends DISCONNECT and exits 0.`,
+Messages go to stdout as they arrive; status lines (subscribed, connection
+lost, reconnecting) go to stderr, or nowhere with --quiet. The client
+reconnects by itself (--reconnect-period), resuming the session with
+--no-clean. Ctrl+C sends DISCONNECT and exits 0.`,
 		Example: `  vigil sub -h 127.0.0.1 -t 'sensors/#'
   vigil sub -t a/b -t c/# -q 1 -v
   vigil sub -t 'sensors/#' --format json | jq .payload
@@ -76,6 +78,7 @@ the session with --no-clean. Ctrl+C sends DISCONNECT and exits 0.`,
 	fs.StringVarP(&f.format, "format", "f", "text", "output `format`: text (\"topic payload\"), json (one object per line), hex or base64 (the payload encoded)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print QoS, retain, dup and the properties with each message")
 	fs.IntVarP(&f.count, "count", "C", 0, "exit after this many messages")
+	fs.BoolVar(&f.quiet, "quiet", false, "no status lines on stderr (subscribed, connection lost, reconnecting)")
 	fs.IntVarP(&f.timeout, "timeout", "W", 0, "exit after this many `seconds` (an error with -C when fewer messages came)")
 	f.conn.register(fs, forPubSub)
 	addHelpFlag(cmd)
@@ -152,6 +155,9 @@ func runSub(cmd *cobra.Command, f *subFlags) error {
 		}
 	}
 	var c *client.Client
+	if f.quiet {
+		stderr = newEventLog(io.Discard)
+	}
 	cfg.OnConnectionLost = func(err error, reason packet.ReasonCode) {
 		stderr.printf(nil, "vigil sub: connection lost: %s", lostDetail(err, reason, c.LastDisconnect()))
 	}
@@ -187,8 +193,8 @@ func runSub(cmd *cobra.Command, f *subFlags) error {
 		return fmt.Errorf("sub: %w", err)
 	}
 	for i, rc := range sa.ReasonCodes {
-		if i < len(subs) && f.verbose {
-			stderr.printf(nil, "vigil sub: subscribed to %q: %s", subs[i].Filter, rc)
+		if i < len(subs) && !f.quiet {
+			stderr.printf(nil, "vigil sub: subscribed to %q: %s", subs[i].Filter, grantedQoS(rc))
 		}
 	}
 	var timeout <-chan time.Time
@@ -218,6 +224,14 @@ func runSub(cmd *cobra.Command, f *subFlags) error {
 			return nil
 		}
 	}
+}
+
+// grantedQoS describes a SUBACK reason code.
+func grantedQoS(rc packet.ReasonCode) string {
+	if rc <= packet.GrantedQoS2 {
+		return fmt.Sprintf("granted QoS %d", rc)
+	}
+	return "refused: " + rc.String()
 }
 
 // msgPrinter writes received messages in one of the output formats.
