@@ -186,12 +186,16 @@ func TestKeys(t *testing.T) {
 		{"log: {level: debug, format: json}", func(c *Config) bool { return c.Log == Log{Level: slog.LevelDebug, Format: "json"} }},
 		{"log: {level: warn}", func(c *Config) bool { return c.Log.Level == slog.LevelWarn }},
 		{"log: {level: error}", func(c *Config) bool { return c.Log.Level == slog.LevelError }},
-		{"store: {type: memory}", func(c *Config) bool { return c.Store == Store{Type: "memory", Dir: "./data", Sync: "batch", SyncInterval: 100 * time.Millisecond} }},
+		{"store: {type: memory}", func(c *Config) bool {
+			return c.Store == Store{Type: "memory", Dir: "./data", Sync: "batch", SyncInterval: 100 * time.Millisecond}
+		}},
 		{"store: {sync_interval: 1s}", func(c *Config) bool { return c.Store.SyncInterval == time.Second }},
 		{"park_after: 250ms", func(c *Config) bool { return c.Options.ParkAfter == 250*time.Millisecond }},
 		{"park_after: never", func(c *Config) bool { return c.Options.ParkAfter < 0 }},
 		{"metrics: {listen: \":9100\"}", func(c *Config) bool { return c.Metrics.Listen == ":9100" }},
-		{"store: {dir: /var/lib/vigil, sync: always}", func(c *Config) bool { return c.Store == Store{Type: "pebble", Dir: "/var/lib/vigil", Sync: "always", SyncInterval: 100 * time.Millisecond} }},
+		{"store: {dir: /var/lib/vigil, sync: always}", func(c *Config) bool {
+			return c.Store == Store{Type: "pebble", Dir: "/var/lib/vigil", Sync: "always", SyncInterval: 100 * time.Millisecond}
+		}},
 		{"store: {sync: none}", func(c *Config) bool { return c.Store.Sync == SyncNone }},
 		{"store: {type: memory, dir: ''}", func(c *Config) bool { return c.Store.Type == StoreMemory }},
 		// null values keep the default

@@ -59,4 +59,3 @@ func Vigil(t testing.TB, opt Options) *Broker {
 	t.Cleanup(b.Stop)
 	return b
 }
-
