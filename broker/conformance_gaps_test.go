@@ -599,8 +599,10 @@ func TestAuthMethodRefused(t *testing.T) {
 // with prefix, and allows everything else.
 type denyPrefix string
 
-func (d denyPrefix) CanPublish(_ Client, topic string) bool { return !strings.HasPrefix(topic, string(d)) }
-func (d denyPrefix) CanSubscribe(Client, string) bool       { return true }
+func (d denyPrefix) CanPublish(_ Client, topic string) bool {
+	return !strings.HasPrefix(topic, string(d))
+}
+func (d denyPrefix) CanSubscribe(Client, string) bool { return true }
 
 // A 3.1.1 PUBLISH the Authorizer refuses gets the acknowledgement of its
 // QoS as if it had been accepted (3.1.1 has no negative acknowledgement),
