@@ -39,7 +39,7 @@ func TestSessionPresentAndCleanStart(t *testing.T) {
 			dev.bye()
 
 			// While the client is away its subscription still takes messages,
-			// which are queued. [MQTT-3.1.2-25] [MQTT-4.5.0-1]
+			// which are queued. [MQTT-3.1.2-23] (5.0) [MQTT-4.5.0-1]
 			pub.pub1("s/1", "one", 1)
 			pub.pub1("s/2", "two", 2)
 

@@ -188,7 +188,7 @@ func TestConnectClientID(t *testing.T) {
 	})
 
 	// 3.1: identifiers are 1 to 23 characters ("identifier rejected" 0x02
-	// otherwise); 23 alphanumerics are always allowed [MQTT-3.1.3-5].
+	// otherwise); 23 alphanumerics are always allowed.
 	t.Run("3.1", func(t *testing.T) {
 		t.Parallel()
 		for _, id := range []string{"", strings.Repeat("x", 24)} {
@@ -239,7 +239,7 @@ func TestRefusedConnectProcessesNothingAfter(t *testing.T) {
 }
 
 // The CONNACK of a 3.x connection is exactly four bytes: no properties.
-// [MQTT-3.2.2-1] [MQTT-3.2.2-2] of 3.1.1
+// [MQTT-3.2.2-1] (3.1.1)
 func TestConnackV3Bytes(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{ResponseInformation: "r", ReceiveMaximum: 5, MaxQoS: MaxQoS1})
@@ -323,7 +323,7 @@ func TestConnackV5Properties(t *testing.T) {
 		{"response information asked and configured", Options{ResponseInformation: "reply"},
 			packet.Connect{Props: packet.Properties{RequestResponseInfo: 1}}, []packet.PropID{packet.PropResponseInfo},
 			func(t *testing.T, p *packet.Properties) { eq(t, "Response Information", p.ResponseInfo, "reply/c") }},
-		// [MQTT-3.1.2-31]: Request Response Information 0 means none.
+		// [MQTT-3.1.2-28]: Request Response Information 0 means none.
 		{"response information configured, not asked", Options{ResponseInformation: "reply"}, packet.Connect{}, nil, nil},
 		{"response information asked, not configured", Options{},
 			packet.Connect{Props: packet.Properties{RequestResponseInfo: 1}}, nil, nil},

@@ -16,7 +16,7 @@ import (
 // carry on. [MQTT-4.13.1-1] [MQTT-4.13.2-1] [MQTT-2.1.3-1] [MQTT-1.5.4-1]
 // [MQTT-1.5.4-2] [MQTT-1.5.5-1] [MQTT-3.6.1-1] [MQTT-3.8.1-1]
 // [MQTT-3.10.1-1] [MQTT-3.8.3-2] [MQTT-3.8.3-5] [MQTT-3.10.3-2]
-// [MQTT-3.14.1-1] [MQTT-3.15.1-1] [MQTT-2.2.1-3]; 3.1.1: [MQTT-4.8.0-1]
+// [MQTT-3.14.1-1] [MQTT-2.2.1-3]; 3.1.1: [MQTT-4.8.0-1]
 type malformedCase struct {
 	name string
 	v5   []byte            // the packet sent to an MQTT 5 connection (nil: not applicable)

@@ -25,7 +25,7 @@ func TestQoSInbound(t *testing.T) {
 			sub.subscribe(1, packet.Subscription{Filter: "in", QoS: 2})
 			pub, _ := connect(t, addr, v, packet.Connect{ClientID: "pub", CleanStart: true})
 
-			// QoS 0: no acknowledgement. [MQTT-4.3.1-1]
+			// QoS 0: no acknowledgement. [MQTT-3.3.4-1]
 			pub.publish("in", "q0", 0, false, 0)
 			pub.pingSync()
 			sub.wantMsg("in", "q0")

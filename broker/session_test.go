@@ -152,7 +152,7 @@ func TestSessionExpiryV311(t *testing.T) {
 }
 
 // DISCONNECT may change the Session Expiry Interval, but not from 0
-// ([MQTT-3.14.2-2]: protocol error 0x82).
+// (section 3.14.2.2.2: protocol error 0x82).
 func TestDisconnectSessionExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t)})

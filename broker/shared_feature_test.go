@@ -86,7 +86,7 @@ func TestSharedSubscribeRules(t *testing.T) {
 // Members leaving: after one unsubscribes, one disconnects and the session
 // of one ends, the others share everything. A member whose session lives on
 // offline is skipped while others are online, and one online member takes
-// all. [MQTT-4.8.2-3]
+// all.
 func TestSharedMembersLeaving(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{})

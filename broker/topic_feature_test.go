@@ -13,8 +13,9 @@ import (
 
 // Invalid Topic Filters are refused in the SUBACK, code by code in order,
 // without closing: 0x8F for 5.0, 0x80 for 3.x. Valid ones beside them are
-// granted. [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1] [MQTT-4.7.3-2]
-// [MQTT-4.8.2-1] [MQTT-4.8.2-2] [MQTT-3.8.4-5] [MQTT-3.8.4-6] [MQTT-3.9.3-1]
+// granted. [MQTT-4.7.1-1] (5.0) [MQTT-4.7.1-2] (5.0) [MQTT-4.7.1-2] (3.1.1)
+// [MQTT-4.7.1-3] (3.1.1) [MQTT-4.8.2-1] [MQTT-4.8.2-2] [MQTT-3.8.4-5] (5.0)
+// [MQTT-3.8.4-6] (5.0) [MQTT-3.8.4-5] (3.1.1) [MQTT-3.9.3-1]
 func TestTopicFilterValidation(t *testing.T) {
 	t.Parallel()
 	invalid := []string{"a/#/b", "a#", "#/a", "a+", "a/+b", "+a/b", "$share/g", "$share//a", "$share/g+/a",
@@ -56,10 +57,10 @@ func TestTopicFilterValidation(t *testing.T) {
 	}
 }
 
-// A Topic Name with a wildcard, an empty one, or one with U+0000 is refused:
-// 3.x closes the connection; 5.0 closes with DISCONNECT 0x90 for QoS 0 and
-// answers PUBACK/PUBREC 0x90 for QoS 1 and 2. Nothing is routed.
-// [MQTT-3.3.2-2] [MQTT-4.7.0-1] [MQTT-4.7.3-1] [MQTT-4.7.3-2]
+// A Topic Name with a wildcard or an empty one is refused: 3.x closes the
+// connection; 5.0 closes with DISCONNECT 0x90 for QoS 0 and answers
+// PUBACK/PUBREC 0x90 for QoS 1 and 2. Nothing is routed.
+// [MQTT-3.3.2-2] [MQTT-4.7.0-1] (5.0) [MQTT-4.7.1-1] (3.1.1) [MQTT-4.7.3-1]
 func TestTopicNameValidation(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{})
@@ -101,8 +102,8 @@ func TestTopicNameValidation(t *testing.T) {
 
 // Wildcard matching: '+' is one whole level, '#' the parent level and every
 // level below; a Topic Name starting with '$' is not matched by a filter
-// starting with a wildcard. [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.2-1]
-// [MQTT-4.7.3-4] [MQTT-3.3.2-3]
+// starting with a wildcard. [MQTT-4.7.1-1] (5.0) [MQTT-4.7.1-2] (5.0)
+// [MQTT-4.7.2-1] [MQTT-4.7.3-4] [MQTT-3.3.2-3]
 func TestTopicMatching(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

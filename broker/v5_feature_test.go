@@ -87,7 +87,7 @@ func TestTopicAliasFromClient(t *testing.T) {
 // maximum of 2 the server uses only aliases 1 and 2, sends each topic in
 // full the first time and the alias alone afterwards; topics beyond the
 // maximum are always sent in full; none without a maximum; a new
-// connection starts afresh. [MQTT-3.3.2-11] [MQTT-3.1.2-29] [MQTT-3.1.2-30]
+// connection starts afresh. [MQTT-3.3.2-11] [MQTT-3.1.2-26] [MQTT-3.1.2-27]
 // [MQTT-3.3.2-7]
 func TestTopicAliasToClient(t *testing.T) {
 	t.Parallel()
@@ -234,7 +234,7 @@ func TestPublishPropertiesForwarded(t *testing.T) {
 // A payload that is not UTF-8 although its Payload Format Indicator says so
 // is refused: PUBACK/PUBREC 0x99 for QoS 1 and 2, DISCONNECT 0x99 for QoS
 // 0; it is not forwarded. A payload with indicator 0 is not checked.
-// [MQTT-3.3.2-4] section 3.3.2.3.2
+// Section 3.3.2.3.2.
 func TestPayloadFormatInvalid(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{})
@@ -260,7 +260,7 @@ func TestPayloadFormatInvalid(t *testing.T) {
 // Reason Strings: the server explains its error codes, unless the client
 // set Request Problem Information 0; then no Reason String is sent on any
 // packet but CONNACK, DISCONNECT and PUBLISH, and this server leaves it out
-// of those too. [MQTT-3.1.2-32] section 3.1.2.11.7
+// of those too. [MQTT-3.1.2-29] section 3.1.2.11.7
 func TestReasonStrings(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{MaxClientIDLen: 8})
@@ -311,8 +311,8 @@ func TestMaximumPacketSizeFromClient(t *testing.T) {
 
 // A message larger than the client's Maximum Packet Size is not sent to
 // it, as if it had been, and is counted; smaller ones still are; a topic
-// alias is not spent on a message that was not sent. [MQTT-3.1.2-27]
-// [MQTT-3.1.2-28]
+// alias is not spent on a message that was not sent. [MQTT-3.1.2-24]
+// [MQTT-3.1.2-25]
 func TestMaximumPacketSizeToClient(t *testing.T) {
 	t.Parallel()
 	srv, addr := startServer(t, Options{})
@@ -338,7 +338,7 @@ func TestMaximumPacketSizeToClient(t *testing.T) {
 
 // The client's Maximum Packet Size bounds every packet the server sends,
 // not only PUBLISH: a Reason String that would make a PUBACK or DISCONNECT
-// too large is left out. [MQTT-3.1.2-27] [MQTT-3.4.2-2] [MQTT-3.14.2-3]
+// too large is left out. [MQTT-3.1.2-24] [MQTT-3.4.2-2] [MQTT-3.14.2-3]
 func TestMaximumPacketSizeBoundsReasonStrings(t *testing.T) {
 	t.Parallel()
 	_, addr := startServer(t, Options{})

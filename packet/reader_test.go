@@ -234,7 +234,7 @@ func TestReaderBurst(t *testing.T) {
 
 // TestReaderMaxSize checks that a packet above MaxSize is refused with
 // Packet Too Large from its fixed header alone: the body is never read
-// ([MQTT-3.1.2-24] for a server, [MQTT-3.2.2-15] for a client).
+// (section 3.2.2.3.6 for a server, [MQTT-3.2.2-15] for a client).
 func TestReaderMaxSize(t *testing.T) {
 	for _, c := range []struct {
 		header string

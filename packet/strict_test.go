@@ -215,7 +215,7 @@ var rejects = []reject{
 	{"3.1.1 topic with U+0000 [MQTT-1.5.3-2]", V311, `30 03 00 01 00`, malformedCode},
 	{"client identifier with U+0000 [MQTT-1.5.4-2] [MQTT-3.1.3-4]", V5, `10 0E 00 04 4D 51 54 54 05 02 00 00 00 00 01 00`, malformedCode},
 	{"user name ill-formed [MQTT-3.1.3-12]", V5, `10 10 00 04 4D 51 54 54 05 82 00 00 00 00 00 00 01 FE`, malformedCode},
-	{"will topic with surrogate [MQTT-3.1.3-11]", V311, `10 13 00 04 4D 51 54 54 04 06 00 00 00 00 00 03 ED A0 80 00 00`, malformedCode},
+	{"will topic with surrogate [MQTT-3.1.3-10] (3.1.1)", V311, `10 13 00 04 4D 51 54 54 04 06 00 00 00 00 00 03 ED A0 80 00 00`, malformedCode},
 	{"protocol name ill-formed", V5, `10 0D 00 04 4D 51 54 FF 05 02 00 00 00 00 00`, malformedCode},
 	{"topic filter with U+0000 [MQTT-3.8.3-1]", V5, `82 07 00 01 00 00 01 00 00`, malformedCode},
 	{"unsubscribe filter ill-formed [MQTT-3.10.3-1]", V311, `A2 05 00 01 00 01 C1`, malformedCode},
