@@ -154,6 +154,11 @@ type Config struct {
 	// client's own (KeepAliveTimeout, ProtocolError, ...), or
 	// UnspecifiedError for a network error.
 	OnConnectionLost func(err error, reason packet.ReasonCode)
+	// OnConnectFailed is called when an attempt to connect fails before a
+	// connection is up: the dial, the TLS or WebSocket handshake, or a
+	// CONNACK that refuses (errors.As finds a *ReasonError with the code).
+	// What the client does next follows: OnReconnecting, or OnStop.
+	OnConnectFailed func(err error)
 	// OnReconnecting is called before each wait for a reconnect attempt.
 	OnReconnecting func(attempt int, delay time.Duration)
 	// OnStop is called once when the client stops by itself or after

@@ -101,6 +101,7 @@ type events struct {
 	lost      chan lostEvent
 	reconnect chan reconnectEvent
 	stop      chan error
+	failed    chan error
 }
 
 type lostEvent struct {
@@ -121,6 +122,7 @@ func newEvents() *events {
 		lost:      make(chan lostEvent, 100),
 		reconnect: make(chan reconnectEvent, 100),
 		stop:      make(chan error, 10),
+		failed:    make(chan error, 100),
 	}
 }
 
@@ -129,6 +131,7 @@ func (e *events) install(cfg *client.Config) {
 	cfg.OnConnectionLost = func(err error, rc packet.ReasonCode) { e.lost <- lostEvent{time.Now(), err, rc} }
 	cfg.OnReconnecting = func(n int, d time.Duration) { e.reconnect <- reconnectEvent{time.Now(), n, d} }
 	cfg.OnStop = func(err error) { e.stop <- err }
+	cfg.OnConnectFailed = func(err error) { e.failed <- err }
 }
 
 func recv[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {

@@ -294,7 +294,17 @@ func TestRefusedStops(t *testing.T) {
 			if len(ev.reconnect) != 0 {
 				t.Fatal("client retried after bad credentials")
 			}
+			// OnConnectFailed reported the refusal before OnStop (events
+			// run one at a time, in order).
 			recv(t, ev.stop, 5*time.Second, "OnStop")
+			select {
+			case failed := <-ev.failed:
+				if !errors.Is(failed, err) {
+					t.Fatalf("OnConnectFailed(%v), want the refusal %v", failed, err)
+				}
+			default:
+				t.Fatal("OnStop without OnConnectFailed before it")
+			}
 		})
 	}
 	t.Run("RetryRefused", func(t *testing.T) {

@@ -117,6 +117,12 @@ func (c *Client) manage(ctx context.Context, first chan<- error) {
 				return
 			}
 			c.log.Warn("connection attempt failed", "server", u.String(), "err", err)
+			if f := s.OnConnectFailed; f != nil {
+				c.mu.Lock()
+				failed := err
+				c.emitLocked(func() { f(failed) })
+				c.mu.Unlock()
+			}
 			idx++ // try the next server
 		}
 

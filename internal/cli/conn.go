@@ -82,6 +82,18 @@ func runConn(cmd *cobra.Command, o *connFlags, sendDisconnect bool) error {
 	cfg.OnConnectionLost = func(err error, reason packet.ReasonCode) {
 		log.printf(nil, "connection lost: %s", lostDetail(err, reason, c.LastDisconnect()))
 	}
+	cfg.OnConnectFailed = func(err error) {
+		var re *client.ReasonError
+		var oe *net.OpError
+		switch {
+		case errors.As(err, &re):
+			log.printf(nil, "connect refused: %s", strings.TrimPrefix(re.Error(), "client: "))
+		case errors.As(err, &oe) && oe.Op == "dial":
+			// Printed by Dial above.
+		default:
+			log.printf(nil, "connect failed: %v", err)
+		}
+	}
 	cfg.OnReconnecting = func(attempt int, delay time.Duration) {
 		log.printf(nil, "reconnecting in %v (attempt %d)", delay.Round(time.Millisecond), attempt)
 	}

@@ -62,3 +62,23 @@ func TestConnShowsConnackProperties(t *testing.T) {
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	b.exit(t, 10*time.Second)
 }
+
+// A refused CONNECT is shown with the broker's return code, and vigil conn
+// stops (retrying would not help) with one line on stderr and a non-zero
+// exit. Here the broker
+// refuses an MQTT 3.1 client identifier longer than 23 characters
+// (Identifier rejected, 0x02).
+func TestConnShowsRefusal(t *testing.T) {
+	t.Parallel()
+	_, port := startBroker(t)
+	id := "a-client-id-of-thirty-chars-xx"
+	conn := start(t, "conn", "-h", "127.0.0.1", "-p", port, "-V", "3.1", "-i", id)
+	conn.waitOut(t, "connect refused: server's CONNACK carries")
+	conn.waitErr(t, "vigil: conn: client: server's CONNACK carries")
+	if code := conn.exit(t, 10*time.Second); code == 0 {
+		t.Fatalf("exit 0 after a refusal; output:\n%s", conn.out)
+	}
+	if !regexp.MustCompile(`(?i)identifier`).MatchString(conn.out.String()) {
+		t.Fatalf("refusal does not name the reason:\n%s", conn.out)
+	}
+}
