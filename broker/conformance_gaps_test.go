@@ -25,37 +25,33 @@ import (
 // subscriber with Retain As Published sees the Will with RETAIN 0.
 // [MQTT-3.1.2-14] (5.0) [MQTT-3.1.2-16] (3.1.1)
 func TestWillRetainZero(t *testing.T) {
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
-		t.Run(v.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				srv := New(Options{Logger: testLogger(t)})
-				defer srv.Close()
-				pub, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "pub", CleanStart: true})
-				pub.pubWith(packet.Publish{Topic: "status/dev", Payload: []byte("old"), QoS: 1, PacketID: 1, Retain: true})
+	inEachVersionSynctest(t, func(t *testing.T, v packet.Version) {
+		srv := New(Options{Logger: testLogger(t)})
+		defer srv.Close()
+		pub, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "pub", CleanStart: true})
+		pub.pubWith(packet.Publish{Topic: "status/dev", Payload: []byte("old"), QoS: 1, PacketID: 1, Retain: true})
 
-				live, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "live", CleanStart: true})
-				live.subscribe(1, packet.Subscription{Filter: "status/#", QoS: 1, RetainAsPublished: v == packet.V5})
-				live.ack(live.wantMsg("status/dev", "old"))
+		live, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "live", CleanStart: true})
+		live.subscribe(1, packet.Subscription{Filter: "status/#", QoS: 1, RetainAsPublished: v == packet.V5})
+		live.ack(live.wantMsg("status/dev", "old"))
 
-				dev, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "dev", CleanStart: true,
-					Will: &packet.Will{Topic: "status/dev", Payload: []byte("offline"), QoS: 1}})
-				dev.abort()
-				p := live.wantMsg("status/dev", "offline")
-				if p.Retain {
-					t.Fatal("Will with Will Retain 0 forwarded with RETAIN 1")
-				}
-				live.ack(p)
+		dev, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "dev", CleanStart: true,
+			Will: &packet.Will{Topic: "status/dev", Payload: []byte("offline"), QoS: 1}})
+		dev.abort()
+		p := live.wantMsg("status/dev", "offline")
+		if p.Retain {
+			t.Fatal("Will with Will Retain 0 forwarded with RETAIN 1")
+		}
+		live.ack(p)
 
-				late, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "late", CleanStart: true})
-				late.subscribe(1, packet.Subscription{Filter: "status/#", QoS: 1})
-				if p := late.wantMsg("status/dev", "old"); !p.Retain {
-					t.Fatal("retained message sent with RETAIN 0")
-				}
-				late.wantNothing(quiet)
-				wantStat(t, "WillsPublished", srv.Stats.WillsPublished.Load(), 1)
-			})
-		})
-	}
+		late, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "late", CleanStart: true})
+		late.subscribe(1, packet.Subscription{Filter: "status/#", QoS: 1})
+		if p := late.wantMsg("status/dev", "old"); !p.Retain {
+			t.Fatal("retained message sent with RETAIN 0")
+		}
+		late.wantNothing(quiet)
+		wantStat(t, "WillsPublished", srv.Stats.WillsPublished.Load(), 1)
+	})
 }
 
 // Without the Will Flag nothing is published when the connection ends,
@@ -140,6 +136,18 @@ func TestRetainedOutlivesSession(t *testing.T) {
 	})
 }
 
+// sessionSubAndPub starts a server and connects to it a subscriber "sub"
+// with a session that outlives its connection, subscribed to filter at
+// QoS 2, and a publisher "pub".
+func sessionSubAndPub(t *testing.T, v packet.Version, filter string) (addr string, sub, pub *tester) {
+	t.Helper()
+	_, addr = startServer(t, Options{})
+	sub, _ = connect(t, addr, v, freshSession(v, "sub"))
+	sub.subscribe(1, packet.Subscription{Filter: filter, QoS: 2})
+	pub, _ = connect(t, addr, v, packet.Connect{ClientID: "pub", CleanStart: true})
+	return addr, sub, pub
+}
+
 // The DUP flag of a PUBLISH the server forwards says only whether the
 // server is sending that packet again: a message that came in with DUP 1
 // goes out with DUP 0 the first time, at every QoS, and every message
@@ -147,54 +155,48 @@ func TestRetainedOutlivesSession(t *testing.T) {
 // [MQTT-3.3.1-3] (5.0) [MQTT-3.3.1-3] (3.1.1)
 func TestForwardedDupFlag(t *testing.T) {
 	t.Parallel()
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
-		t.Run(v.String(), func(t *testing.T) {
-			t.Parallel()
-			_, addr := startServer(t, Options{})
-			sub, _ := connect(t, addr, v, freshSession(v, "sub"))
-			sub.subscribe(1, packet.Subscription{Filter: "d/#", QoS: 2})
-			sub0, _ := connect(t, addr, v, packet.Connect{ClientID: "sub0", CleanStart: true})
-			sub0.subscribe(1, packet.Subscription{Filter: "d/#", QoS: 0})
-			pub, _ := connect(t, addr, v, packet.Connect{ClientID: "pub", CleanStart: true})
+	inEachVersion(t, func(t *testing.T, v packet.Version) {
+		addr, sub, pub := sessionSubAndPub(t, v, "d/#")
+		sub0, _ := connect(t, addr, v, packet.Connect{ClientID: "sub0", CleanStart: true})
+		sub0.subscribe(1, packet.Subscription{Filter: "d/#", QoS: 0})
 
-			sent := []packet.Publish{
-				{Topic: "d/1", Payload: []byte("q1 dup"), QoS: 1, PacketID: 1, Dup: true},
-				{Topic: "d/2", Payload: []byte("q2 dup"), QoS: 2, PacketID: 2, Dup: true},
-				{Topic: "d/3", Payload: []byte("q1"), QoS: 1, PacketID: 3},
+		sent := []packet.Publish{
+			{Topic: "d/1", Payload: []byte("q1 dup"), QoS: 1, PacketID: 1, Dup: true},
+			{Topic: "d/2", Payload: []byte("q2 dup"), QoS: 2, PacketID: 2, Dup: true},
+			{Topic: "d/3", Payload: []byte("q1"), QoS: 1, PacketID: 3},
+		}
+		var first []*packet.Publish
+		for _, p := range sent {
+			pub.pubWith(p)
+			got := sub.wantMsg(p.Topic, string(p.Payload))
+			if got.Dup || got.QoS != p.QoS {
+				t.Fatalf("%s: forwarded with DUP %v QoS %d, want DUP 0 QoS %d", p.Topic, got.Dup, got.QoS, p.QoS)
 			}
-			var first []*packet.Publish
-			for _, p := range sent {
-				pub.pubWith(p)
-				got := sub.wantMsg(p.Topic, string(p.Payload))
-				if got.Dup || got.QoS != p.QoS {
-					t.Fatalf("%s: forwarded with DUP %v QoS %d, want DUP 0 QoS %d", p.Topic, got.Dup, got.QoS, p.QoS)
-				}
-				if got := sub0.wantMsg(p.Topic, string(p.Payload)); got.Dup || got.QoS != 0 {
-					t.Fatalf("%s at QoS 0: DUP %v QoS %d", p.Topic, got.Dup, got.QoS)
-				}
-				first = append(first, got)
+			if got := sub0.wantMsg(p.Topic, string(p.Payload)); got.Dup || got.QoS != 0 {
+				t.Fatalf("%s at QoS 0: DUP %v QoS %d", p.Topic, got.Dup, got.QoS)
 			}
-			// None acknowledged: the resumed session gets all of them
-			// again, each with DUP 1.
-			sub.abort()
-			sub, ack := connect(t, addr, v, sessionConnect(v, "sub", false))
-			if !ack.SessionPresent {
-				t.Fatal("session lost")
+			first = append(first, got)
+		}
+		// None acknowledged: the resumed session gets all of them
+		// again, each with DUP 1.
+		sub.abort()
+		sub, ack := connect(t, addr, v, sessionConnect(v, "sub", false))
+		if !ack.SessionPresent {
+			t.Fatal("session lost")
+		}
+		var again []*packet.Publish
+		for _, want := range first {
+			p := sub.wantMsg(want.Topic, string(want.Payload))
+			if !p.Dup || p.PacketID != want.PacketID {
+				t.Fatalf("%s resent with DUP %v id %d, want DUP 1 id %d", p.Topic, p.Dup, p.PacketID, want.PacketID)
 			}
-			var again []*packet.Publish
-			for _, want := range first {
-				p := sub.wantMsg(want.Topic, string(want.Payload))
-				if !p.Dup || p.PacketID != want.PacketID {
-					t.Fatalf("%s resent with DUP %v id %d, want DUP 1 id %d", p.Topic, p.Dup, p.PacketID, want.PacketID)
-				}
-				again = append(again, p)
-			}
-			for _, p := range again {
-				sub.ack(p)
-			}
-			sub.wantNothing(quiet)
-		})
-	}
+			again = append(again, p)
+		}
+		for _, p := range again {
+			sub.ack(p)
+		}
+		sub.wantNothing(quiet)
+	})
 }
 
 // A Reason String that would make a PUBREC larger than the client's
@@ -227,62 +229,56 @@ func TestMaximumPacketSizeBoundsPubrec(t *testing.T) {
 // [MQTT-3.10.4-3] (3.1.1) [MQTT-3.10.4-2]
 func TestUnsubscribeCompletesInflight(t *testing.T) {
 	t.Parallel()
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
-		t.Run(v.String(), func(t *testing.T) {
-			t.Parallel()
-			_, addr := startServer(t, Options{})
-			sub, _ := connect(t, addr, v, freshSession(v, "sub"))
-			sub.subscribe(1, packet.Subscription{Filter: "u/#", QoS: 2})
-			pub, _ := connect(t, addr, v, packet.Connect{ClientID: "pub", CleanStart: true})
-			msgs := []struct {
-				name string
-				qos  byte
-			}{{"one", 1}, {"two", 2}, {"three", 2}, {"four", 1}, {"five", 2}}
-			got := map[string]*packet.Publish{}
-			for i, m := range msgs {
-				pub.pubWith(packet.Publish{Topic: "u/" + m.name, Payload: []byte(m.name), QoS: m.qos, PacketID: uint16(i + 1)})
-				got[m.name] = sub.wantMsg("u/"+m.name, m.name)
-			}
-			// "three" is past its PUBREC when the UNSUBSCRIBE arrives.
-			sub.send(&packet.Ack{Kind: packet.PUBREC, Version: v, PacketID: got["three"].PacketID})
-			sub.wantAck(packet.PUBREL, got["three"].PacketID, packet.Success)
+	inEachVersion(t, func(t *testing.T, v packet.Version) {
+		addr, sub, pub := sessionSubAndPub(t, v, "u/#")
+		msgs := []struct {
+			name string
+			qos  byte
+		}{{"one", 1}, {"two", 2}, {"three", 2}, {"four", 1}, {"five", 2}}
+		got := map[string]*packet.Publish{}
+		for i, m := range msgs {
+			pub.pubWith(packet.Publish{Topic: "u/" + m.name, Payload: []byte(m.name), QoS: m.qos, PacketID: uint16(i + 1)})
+			got[m.name] = sub.wantMsg("u/"+m.name, m.name)
+		}
+		// "three" is past its PUBREC when the UNSUBSCRIBE arrives.
+		sub.send(&packet.Ack{Kind: packet.PUBREC, Version: v, PacketID: got["three"].PacketID})
+		sub.wantAck(packet.PUBREL, got["three"].PacketID, packet.Success)
 
-			sub.send(&packet.Unsubscribe{Version: v, PacketID: 9, Filters: []string{"u/#"}})
-			if u := sub.wantPacket(packet.UNSUBACK).(*packet.Unsuback); u.PacketID != 9 {
-				t.Fatalf("UNSUBACK id %d", u.PacketID)
-			}
-			pub.pubWith(packet.Publish{Topic: "u/six", Payload: []byte("six"), QoS: 1, PacketID: 6})
+		sub.send(&packet.Unsubscribe{Version: v, PacketID: 9, Filters: []string{"u/#"}})
+		if u := sub.wantPacket(packet.UNSUBACK).(*packet.Unsuback); u.PacketID != 9 {
+			t.Fatalf("UNSUBACK id %d", u.PacketID)
+		}
+		pub.pubWith(packet.Publish{Topic: "u/six", Payload: []byte("six"), QoS: 1, PacketID: 6})
 
-			// The flows complete on this connection: PUBREC still gets
-			// its PUBREL.
-			sub.send(&packet.Ack{Kind: packet.PUBACK, Version: v, PacketID: got["one"].PacketID})
-			sub.send(&packet.Ack{Kind: packet.PUBREC, Version: v, PacketID: got["two"].PacketID})
-			sub.wantAck(packet.PUBREL, got["two"].PacketID, packet.Success)
-			sub.send(&packet.Ack{Kind: packet.PUBCOMP, Version: v, PacketID: got["two"].PacketID})
-			sub.send(&packet.Ack{Kind: packet.PUBCOMP, Version: v, PacketID: got["three"].PacketID})
-			sub.pingSync()
+		// The flows complete on this connection: PUBREC still gets
+		// its PUBREL.
+		sub.send(&packet.Ack{Kind: packet.PUBACK, Version: v, PacketID: got["one"].PacketID})
+		sub.send(&packet.Ack{Kind: packet.PUBREC, Version: v, PacketID: got["two"].PacketID})
+		sub.wantAck(packet.PUBREL, got["two"].PacketID, packet.Success)
+		sub.send(&packet.Ack{Kind: packet.PUBCOMP, Version: v, PacketID: got["two"].PacketID})
+		sub.send(&packet.Ack{Kind: packet.PUBCOMP, Version: v, PacketID: got["three"].PacketID})
+		sub.pingSync()
 
-			// "four" and "five" were never answered: the resumed session
-			// sends them again (DUP 1, same ids), and their flows complete.
-			sub.abort()
-			sub, ack := connect(t, addr, v, sessionConnect(v, "sub", false))
-			if !ack.SessionPresent {
-				t.Fatal("session lost")
+		// "four" and "five" were never answered: the resumed session
+		// sends them again (DUP 1, same ids), and their flows complete.
+		sub.abort()
+		sub, ack := connect(t, addr, v, sessionConnect(v, "sub", false))
+		if !ack.SessionPresent {
+			t.Fatal("session lost")
+		}
+		for _, name := range []string{"four", "five"} {
+			p := sub.wantMsg("u/"+name, name)
+			if !p.Dup || p.PacketID != got[name].PacketID || p.QoS != got[name].QoS {
+				t.Fatalf("%s resent with DUP %v id %d QoS %d, want DUP 1 id %d QoS %d", name, p.Dup, p.PacketID, p.QoS,
+					got[name].PacketID, got[name].QoS)
 			}
-			for _, name := range []string{"four", "five"} {
-				p := sub.wantMsg("u/"+name, name)
-				if !p.Dup || p.PacketID != got[name].PacketID || p.QoS != got[name].QoS {
-					t.Fatalf("%s resent with DUP %v id %d QoS %d, want DUP 1 id %d QoS %d", name, p.Dup, p.PacketID, p.QoS,
-						got[name].PacketID, got[name].QoS)
-				}
-				sub.ack(p)
-			}
-			sub.wantNothing(quiet) // nothing of "six", nothing completed sent again
-			sub.abort()
-			sub, _ = connect(t, addr, v, sessionConnect(v, "sub", false))
-			sub.wantNothing(quiet)
-		})
-	}
+			sub.ack(p)
+		}
+		sub.wantNothing(quiet) // nothing of "six", nothing completed sent again
+		sub.abort()
+		sub, _ = connect(t, addr, v, sessionConnect(v, "sub", false))
+		sub.wantNothing(quiet)
+	})
 }
 
 // wantRawDisconnect reads the next packet as raw bytes, expects a 5.0

@@ -51,9 +51,14 @@ type conn struct {
 
 	// parking (park.go)
 	raw       syscall.RawConn // the socket, when the poller can watch it
-	pollToken int32           // the connection's id in the poller; 0: not registered
+	pollToken int32           // the connection's id in the poller; 0: not registered; written under pollMu by the read loop
 	parkState atomic.Int32    // running or parked
 	ackSeq    uint64          // store sequence the last deferred acknowledgement waited for
+
+	pollMu sync.Mutex
+	// guarded by pollMu
+	poller   *poller // the poller the socket is registered with, until detached
+	detached bool    // the socket left the poller for good: it is closing
 
 	// set during CONNECT before the connection is attached to its session,
 	// then read-only: other goroutines read them under the session's lock

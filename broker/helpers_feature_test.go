@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -216,4 +217,26 @@ func (tc *tester) bye() {
 	tc.t.Helper()
 	tc.send(&packet.Disconnect{Version: tc.v})
 	tc.wantClosed()
+}
+
+// inEachVersion runs f as a parallel subtest for MQTT 3.1.1 and for 5.0.
+func inEachVersion(t *testing.T, f func(t *testing.T, v packet.Version)) {
+	t.Helper()
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			f(t, v)
+		})
+	}
+}
+
+// inEachVersionSynctest runs f for MQTT 3.1.1 and for 5.0, each in its own
+// synctest bubble (fake time, so not in parallel with other tests).
+func inEachVersionSynctest(t *testing.T, f func(t *testing.T, v packet.Version)) {
+	t.Helper()
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { f(t, v) })
+		})
+	}
 }

@@ -12,33 +12,29 @@ import (
 // Alive closes the connection. On the fake clock the close comes exactly at
 // 1.5 s after the last packet, not rounded to seconds.
 func TestKeepAliveExact(t *testing.T) {
-	for _, v := range []packet.Version{packet.V311, packet.V5} {
-		t.Run(v.String(), func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				srv := New(Options{Logger: testLogger(t)})
-				defer srv.Close()
-				tc, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "ka", KeepAlive: 2})
-				start := time.Now()
-				// Activity at 2.5 s pushes the deadline to 2.5 + 3 s.
-				time.Sleep(2500 * time.Millisecond)
-				tc.send(&packet.Pingreq{})
-				if _, ok := tc.next(time.Second).(*packet.Pingresp); !ok {
-					t.Fatal("want PINGRESP") // [MQTT-3.12.4-1]
-				}
-				if v == packet.V5 {
-					tc.wantDisconnect(packet.KeepAliveTimeout)
-				} else {
-					tc.wantClosed()
-				}
-				if got, want := time.Since(start), 5500*time.Millisecond; got != want {
-					t.Fatalf("closed after %v, want exactly %v", got, want)
-				}
-				if n := srv.Stats.KeepAliveTimeouts.Load(); n != 1 {
-					t.Fatalf("KeepAliveTimeouts = %d, want 1", n)
-				}
-			})
-		})
-	}
+	inEachVersionSynctest(t, func(t *testing.T, v packet.Version) {
+		srv := New(Options{Logger: testLogger(t)})
+		defer srv.Close()
+		tc, _ := pipeConnect(t, srv, v, packet.Connect{ClientID: "ka", KeepAlive: 2})
+		start := time.Now()
+		// Activity at 2.5 s pushes the deadline to 2.5 + 3 s.
+		time.Sleep(2500 * time.Millisecond)
+		tc.send(&packet.Pingreq{})
+		if _, ok := tc.next(time.Second).(*packet.Pingresp); !ok {
+			t.Fatal("want PINGRESP") // [MQTT-3.12.4-1]
+		}
+		if v == packet.V5 {
+			tc.wantDisconnect(packet.KeepAliveTimeout)
+		} else {
+			tc.wantClosed()
+		}
+		if got, want := time.Since(start), 5500*time.Millisecond; got != want {
+			t.Fatalf("closed after %v, want exactly %v", got, want)
+		}
+		if n := srv.Stats.KeepAliveTimeouts.Load(); n != 1 {
+			t.Fatalf("KeepAliveTimeouts = %d, want 1", n)
+		}
+	})
 }
 
 // Any packet, not only PINGREQ, counts as activity.

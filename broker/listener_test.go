@@ -171,7 +171,7 @@ func portOf(t *testing.T, a net.Addr) string {
 func TestListenTCPv6(t *testing.T) {
 	t.Parallel()
 	if !hasIPv6(t) {
-		t.Skip("no IPv6 loopback")
+		t.Skip("this machine has no IPv6 loopback (::1)")
 	}
 	_, nl := serveListener(t, Options{}, Listener{Addr: "[::1]:0"})
 	roundTrip(t, dial(t, nl.Addr().String(), packet.V311), "v6")

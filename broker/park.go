@@ -119,9 +119,31 @@ func (c *conn) resume() {
 
 // closeConn closes the network connection and wakes the read loop if it is
 // parked, so that it sees the close and finishes. Safe from any goroutine.
+//
+// The socket leaves the poller's epoll set before it is closed. Otherwise
+// the poller's epoll_wait, which briefly holds a reference to every socket
+// it polls, may end up holding the last one: Linux then defers the release
+// to that thread's return to user space, and the peer sees no FIN (and the
+// socket lingers in CLOSE-WAIT) until some other connection's event wakes
+// the poller.
 func (c *conn) closeConn() {
+	c.detachPoller()
 	c.nc.Close()
 	c.wake()
+}
+
+// detachPoller removes the socket from the poller for good; register and
+// arm fail after it. Safe from any goroutine, any number of times.
+func (c *conn) detachPoller() {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if c.detached {
+		return
+	}
+	c.detached = true
+	if c.poller != nil {
+		c.poller.remove(c)
+	}
 }
 
 // getWork borrows a connection's working state from the pool.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -79,9 +80,18 @@ func (p *poller) run() {
 	}
 }
 
+// errDetached is returned when a closing connection tries to (re)join the
+// poller.
+var errDetached = errors.New("connection is closing")
+
 // register adds c to the poller, disarmed, and gives it its token. It is
 // called once, by the connection's own read loop, before it first parks.
 func (p *poller) register(c *conn) error {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if c.detached {
+		return errDetached
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -113,12 +123,18 @@ func (p *poller) register(c *conn) error {
 		return err
 	}
 	c.pollToken = token
+	c.poller = p
 	return nil
 }
 
 // arm asks for one wake when c becomes readable (or hangs up). Level
 // triggered: bytes that arrived before arm wake at once.
 func (p *poller) arm(c *conn) error {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	if c.detached {
+		return errDetached
+	}
 	var err error
 	cerr := c.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: c.pollToken}
@@ -130,8 +146,15 @@ func (p *poller) arm(c *conn) error {
 	return cerr
 }
 
-// forget drops a finished connection's token. (Closing the socket removed
-// it from the epoll set.)
+// remove takes c's socket out of the epoll set; c.pollMu is held.
+func (p *poller) remove(c *conn) {
+	c.raw.Control(func(fd uintptr) {
+		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+}
+
+// forget drops a finished connection's token. (closeConn has taken its
+// socket out of the epoll set.)
 func (p *poller) forget(token int32) {
 	p.mu.Lock()
 	delete(p.conns, token)

@@ -14,4 +14,5 @@ func newPoller() (*poller, error) { return nil, errors.New("no poller on this pl
 func (p *poller) register(c *conn) error { return errors.New("no poller") }
 func (p *poller) arm(c *conn) error      { return errors.New("no poller") }
 func (p *poller) forget(token int32)     {}
+func (p *poller) remove(c *conn)         {}
 func (p *poller) close()                 {}

@@ -53,9 +53,11 @@ func (s *Server) publishWill(client Client, w *packet.Will, now time.Time) {
 	p.Props.ResponseTopic = wp.ResponseTopic
 	p.Props.CorrelationData = wp.CorrelationData
 	p.Props.User = wp.User
+	// Counted before it is routed, so that whoever receives the Will
+	// already sees it in the counter.
+	s.Stats.WillsPublished.Add(1)
 	var sc routeScratch
 	n := s.publish(&p, client.ID, &sc, now)
 	clear(sc.pace) // a Will is one message: no pacing for its subscribers
-	s.Stats.WillsPublished.Add(1)
 	s.log.Info("will published", "client_id", client.ID, "topic", w.Topic, "subscribers", n)
 }

@@ -96,10 +96,10 @@ func buildVigil(t *testing.T) string {
 // client DISCONNECT 0x8B and exits 0.
 func TestBrokerBinarySIGTERM(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary")
+		t.Skip("-short: builds and runs the vigil binary")
 	}
 	if runtime.GOOS == "windows" {
-		t.Skip("no SIGTERM")
+		t.Skip("Windows has no SIGTERM to send")
 	}
 	t.Parallel()
 	exe := buildVigil(t)

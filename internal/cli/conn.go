@@ -65,15 +65,6 @@ func runConn(cmd *cobra.Command, o *connFlags, sendDisconnect bool) error {
 	server := cfg.Servers[0]
 	cfg.ConnectRetry = true
 
-	// Dial failures are the attempts that never reached the broker.
-	dialer := net.Dialer{}
-	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := dialer.DialContext(ctx, network, addr)
-		if err != nil && ctx.Err() == nil {
-			log.printf(nil, "connect failed: %v", err)
-		}
-		return nc, err
-	}
 	var c *client.Client
 	cfg.OnConnect = func(ca *packet.Connack) {
 		log.printf(connackDetails(ca), "connected to %s as %q (MQTT %s), session present: %s",
@@ -88,8 +79,8 @@ func runConn(cmd *cobra.Command, o *connFlags, sendDisconnect bool) error {
 		switch {
 		case errors.As(err, &re):
 			log.printf(nil, "connect refused: %s", strings.TrimPrefix(re.Error(), "client: "))
-		case errors.As(err, &oe) && oe.Op == "dial":
-			// Printed by Dial above.
+		case errors.As(err, &oe):
+			log.printf(nil, "connect failed: %v", oe) // the network's own words
 		default:
 			log.printf(nil, "connect failed: %v", err)
 		}

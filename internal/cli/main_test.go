@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 func vigilBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("runs the built binary")
+		t.Skip("-short: needs the vigil binary, built on first use")
 	}
 	binOnce.Do(func() {
 		exe := filepath.Join(binDir, "vigil")
