@@ -54,7 +54,7 @@ var malformedCases = []malformedCase{
 
 	// Fields and properties.
 	{"SUBSCRIBE options reserved bits", []byte{0x82, 0x07, 0, 1, 0, 0, 1, 'a', 0xC0}, []byte{0x82, 0x06, 0, 1, 0, 1, 'a', 0x04}, packet.MalformedPacket},
-	{"SUBSCRIBE QoS 3", []byte{0x82, 0x07, 0, 1, 0, 0, 1, 'a', 3}, []byte{0x82, 0x06, 0, 1, 0, 1, 'a', 3}, packet.MalformedPacket},
+	{"SUBSCRIBE QoS 3", []byte{0x82, 0x07, 0, 1, 0, 0, 1, 'a', 3}, []byte{0x82, 0x06, 0, 1, 0, 1, 'a', 3}, packet.ProtocolError}, // 5.0 section 3.8.3.1: a Protocol Error; 3.1.1 closes either way
 	{"unknown property", []byte{0x30, 0x06, 0, 1, 't', 2, 0x50, 0}, nil, packet.MalformedPacket},
 	{"property not allowed in PUBLISH", []byte{0x30, 0x09, 0, 1, 't', 5, 0x11, 0, 0, 0, 1}, nil, packet.MalformedPacket},
 

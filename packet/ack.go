@@ -22,7 +22,7 @@ func (a *Ack) bodyLen() int {
 	}
 	if a.Props.Empty() {
 		if a.ReasonCode == Success {
-			return 2 // [MQTT-3.4.2-1]: reason code and properties may be omitted
+			return 2 // Success without properties: both may be omitted (3.4.2.1)
 		}
 		return 3
 	}
@@ -84,7 +84,7 @@ func (a *Ack) Decode(h FixedHeader, body []byte) error {
 	if err := a.checkKind(); err != nil {
 		return err
 	}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(a.Version); err != nil {
 		return err
 	}
 	d := decoder{b: body}

@@ -5,7 +5,10 @@ import "fmt"
 // Connack is the CONNACK packet (section 3.2). For MQTT 3.x ReasonCode holds
 // the Connect Return Code (V3Accepted ... V3NotAuthorized).
 type Connack struct {
-	Version        Version
+	Version Version
+	// SessionPresent exists from 3.1.1 on. In MQTT 3.1 the first byte of
+	// the variable header is reserved and unused: Append sends it as 0 and
+	// Decode ignores it, leaving SessionPresent false.
 	SessionPresent bool
 	ReasonCode     ReasonCode
 	Props          Properties // 5.0 only
@@ -37,18 +40,19 @@ func (c *Connack) Append(b []byte) ([]byte, error) {
 	} else if !v3Connack.has(c.ReasonCode) {
 		return b, protocolErr(fmt.Sprintf("return code %d not valid in a 3.x CONNACK", c.ReasonCode))
 	}
-	if c.SessionPresent && c.ReasonCode != Success {
-		return b, protocolErr("Session Present with a non-zero reason code") // [MQTT-3.2.2-6]
+	sp := byte(0)
+	if c.SessionPresent && c.Version.norm() != V31 {
+		if c.ReasonCode != Success {
+			// [MQTT-3.2.2-6] (5.0), [MQTT-3.2.2-4] (3.1.1)
+			return b, protocolErr("Session Present with a non-zero reason code")
+		}
+		sp = 1
 	}
 	n := c.bodyLen()
 	if err := checkRemaining(n); err != nil {
 		return b, err
 	}
 	b = appendHeader(b, CONNACK, 0, n)
-	sp := byte(0)
-	if c.SessionPresent {
-		sp = 1
-	}
 	b = append(b, sp, byte(c.ReasonCode))
 	if v5 {
 		b = c.Props.append(b)
@@ -59,7 +63,7 @@ func (c *Connack) Append(b []byte) ([]byte, error) {
 // Decode decodes a CONNACK body for c.Version.
 func (c *Connack) Decode(h FixedHeader, body []byte) error {
 	*c = Connack{Version: c.Version, Props: c.Props}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(c.Version); err != nil {
 		return err
 	}
 	d := decoder{b: body}
@@ -67,10 +71,14 @@ func (c *Connack) Decode(h FixedHeader, body []byte) error {
 	if err != nil {
 		return err
 	}
-	if flags&0xFE != 0 {
-		return malformed("CONNACK reserved flags are set") // [MQTT-3.2.2-1]
+	switch {
+	case c.Version.norm() == V31:
+		// Reserved and unused in 3.1: nothing to check or keep.
+	case flags&0xFE != 0:
+		return malformed("CONNACK reserved flags are set") // [MQTT-3.2.2-1] (5.0)
+	default:
+		c.SessionPresent = flags == 1
 	}
-	c.SessionPresent = flags == 1
 	rc, err := d.byte()
 	if err != nil {
 		return err
@@ -90,7 +98,8 @@ func (c *Connack) Decode(h FixedHeader, body []byte) error {
 		}
 	}
 	if c.SessionPresent && c.ReasonCode != Success {
-		return protocolErr("Session Present with a non-zero reason code") // [MQTT-3.2.2-6]
+		// [MQTT-3.2.2-6] (5.0), [MQTT-3.2.2-4] (3.1.1)
+		return protocolErr("Session Present with a non-zero reason code")
 	}
 	return d.done()
 }

@@ -156,7 +156,7 @@ func (c *Connect) Append(b []byte) ([]byte, error) {
 // UnsupportedProtocolVersion ([MQTT-3.1.2-1], [MQTT-3.1.2-2]).
 func (c *Connect) Decode(h FixedHeader, body []byte) error {
 	*c = Connect{Props: c.Props}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(V5); err != nil { // 0000 in every version
 		return err
 	}
 	d := decoder{b: body}

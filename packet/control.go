@@ -33,7 +33,7 @@ func (*Pingresp) Append(b []byte) ([]byte, error) { return append(b, byte(PINGRE
 func (*Pingresp) Decode(h FixedHeader, body []byte) error { return emptyBody(h, body) }
 
 func emptyBody(h FixedHeader, body []byte) error {
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(V5); err != nil { // 0000 in every version
 		return err
 	}
 	if len(body) != 0 {
@@ -150,7 +150,7 @@ func appendReasonBody(b []byte, t Type, v Version, rc ReasonCode, props *Propert
 
 func decodeReasonBody(h FixedHeader, body []byte, t Type, v Version, props *Properties) (ReasonCode, error) {
 	props.reset()
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(v); err != nil {
 		return 0, err
 	}
 	if !v.Is5() {

@@ -30,4 +30,9 @@
 // Every packet struct carries the protocol Version it is encoded in. The zero
 // Version means MQTT 5.0. A CONNECT carries the version it asks for; every other
 // packet must be given the version negotiated on its connection.
+//
+// MQTT 3.1 differs from 3.1.1 on the wire in a few places, which the codec
+// follows: the protocol name is "MQIsdp" at level 3, a CONNACK carries no
+// Session Present flag, and a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE may set
+// the DUP bit of its fixed header.
 package packet

@@ -17,7 +17,10 @@ func (h FixedHeader) Size() int { return 1 + VarintLen(h.Remaining) + h.Remainin
 // with its length (2 to 5 bytes). It returns ErrShortBuffer when b ends
 // before the header does. It checks the packet type and its reserved flag
 // bits ([MQTT-2.2.2-1] of 3.1.1, [MQTT-2.1.3-1] of 5.0): a violation is
-// Malformed. It does not check the size against a maximum; see CheckSize.
+// Malformed. Not knowing the protocol version, it lets through the DUP bit
+// that MQTT 3.1 sets on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE; Decode
+// refuses it in 3.1.1 and 5.0. It does not check the size against a
+// maximum; see CheckSize.
 func ParseFixedHeader(b []byte) (FixedHeader, int, error) {
 	if len(b) < 2 {
 		return FixedHeader{}, 0, ErrShortBuffer
@@ -31,15 +34,17 @@ func ParseFixedHeader(b []byte) (FixedHeader, int, error) {
 		return h, 0, ErrShortBuffer
 	}
 	h.Remaining = rem
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(V31); err != nil {
 		return h, 0, err
 	}
 	return h, 1 + n, nil
 }
 
 // checkFlags validates the type and the flag bits that section 2.1.3
-// reserves.
-func (h FixedHeader) checkFlags() error {
+// reserves, for protocol version v. MQTT 3.1 gives PUBREL, SUBSCRIBE and
+// UNSUBSCRIBE a DUP bit, which a sender sets when it sends one of them
+// again (section 2.1 of 3.1); 3.1.1 and 5.0 reserve that bit as 0.
+func (h FixedHeader) checkFlags(v Version) error {
 	switch h.Type {
 	case 0:
 		return malformed("packet type 0 is reserved")
@@ -52,6 +57,9 @@ func (h FixedHeader) checkFlags() error {
 		}
 		return nil
 	case PUBREL, SUBSCRIBE, UNSUBSCRIBE:
+		if h.Flags == 0x0A && v.norm() == V31 {
+			return nil // DUP and QoS 1 on a 3.1 resend
+		}
 		if h.Flags != 0x02 {
 			// [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]
 			return malformed(fmt.Sprintf("%s flags must be 0010, got %04b", h.Type, h.Flags))

@@ -386,3 +386,56 @@ func TestValidUTF8(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecNames checks the names String gives against table 2-4 (property
+// names) and table 2-6 (reason code names) of MQTT 5.0. Where a value has
+// several names (0x00: Success, Normal disconnection, Granted QoS 0) the
+// first is used.
+func TestSpecNames(t *testing.T) {
+	props := map[PropID]string{
+		0x01: "Payload Format Indicator", 0x02: "Message Expiry Interval", 0x03: "Content Type",
+		0x08: "Response Topic", 0x09: "Correlation Data", 0x0B: "Subscription Identifier",
+		0x11: "Session Expiry Interval", 0x12: "Assigned Client Identifier", 0x13: "Server Keep Alive",
+		0x15: "Authentication Method", 0x16: "Authentication Data", 0x17: "Request Problem Information",
+		0x18: "Will Delay Interval", 0x19: "Request Response Information", 0x1A: "Response Information",
+		0x1C: "Server Reference", 0x1F: "Reason String", 0x21: "Receive Maximum",
+		0x22: "Topic Alias Maximum", 0x23: "Topic Alias", 0x24: "Maximum QoS", 0x25: "Retain Available",
+		0x26: "User Property", 0x27: "Maximum Packet Size", 0x28: "Wildcard Subscription Available",
+		0x29: "Subscription Identifier Available", 0x2A: "Shared Subscription Available",
+	}
+	if len(props) != len(table24) {
+		t.Fatalf("%d names for %d properties", len(props), len(table24))
+	}
+	for id, want := range props {
+		if got := id.String(); got != want {
+			t.Errorf("PropID(0x%02X).String() = %q, want %q", byte(id), got, want)
+		}
+	}
+	codes := map[ReasonCode]string{
+		0x00: "Success", 0x01: "Granted QoS 1", 0x02: "Granted QoS 2", 0x04: "Disconnect with Will Message",
+		0x10: "No matching subscribers", 0x11: "No subscription existed", 0x18: "Continue authentication",
+		0x19: "Re-authenticate", 0x80: "Unspecified error", 0x81: "Malformed Packet", 0x82: "Protocol Error",
+		0x83: "Implementation specific error", 0x84: "Unsupported Protocol Version",
+		0x85: "Client Identifier not valid", 0x86: "Bad User Name or Password", 0x87: "Not authorized",
+		0x88: "Server unavailable", 0x89: "Server busy", 0x8A: "Banned", 0x8B: "Server shutting down",
+		0x8C: "Bad authentication method", 0x8D: "Keep Alive timeout", 0x8E: "Session taken over",
+		0x8F: "Topic Filter invalid", 0x90: "Topic Name invalid", 0x91: "Packet Identifier in use",
+		0x92: "Packet Identifier not found", 0x93: "Receive Maximum exceeded", 0x94: "Topic Alias invalid",
+		0x95: "Packet too large", 0x96: "Message rate too high", 0x97: "Quota exceeded",
+		0x98: "Administrative action", 0x99: "Payload format invalid", 0x9A: "Retain not supported",
+		0x9B: "QoS not supported", 0x9C: "Use another server", 0x9D: "Server moved",
+		0x9E: "Shared Subscriptions not supported", 0x9F: "Connection rate exceeded",
+		0xA0: "Maximum connect time", 0xA1: "Subscription Identifiers not supported",
+		0xA2: "Wildcard Subscriptions not supported",
+	}
+	for c := 0; c < 256; c++ {
+		rc := ReasonCode(c)
+		want := fmt.Sprintf("ReasonCode(0x%02X)", c)
+		if name, ok := codes[rc]; ok {
+			want = fmt.Sprintf("%s (0x%02X)", name, c)
+		}
+		if got := rc.String(); got != want {
+			t.Errorf("ReasonCode(0x%02X).String() = %q, want %q", c, got, want)
+		}
+	}
+}

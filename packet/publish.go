@@ -100,7 +100,7 @@ func (p *Publish) Decode(h FixedHeader, body []byte) error {
 	if h.Type != PUBLISH {
 		return malformed("not a PUBLISH")
 	}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(p.Version); err != nil {
 		return err
 	}
 	props := p.Props

@@ -104,8 +104,8 @@ func (c ReasonCode) IsError() bool { return c >= 0x80 }
 
 // V3Connack maps an MQTT 5.0 CONNACK reason code to the closest MQTT 3.x
 // Connect Return Code. ok is false when 3.x has no return code for it; the
-// connection must then be closed without a CONNACK ([MQTT-3.2.2-7] of 3.1.1
-// lets the server close without one).
+// connection must then be closed without a CONNACK ([MQTT-3.2.2-6] of
+// 3.1.1).
 func (c ReasonCode) V3Connack() (rc ReasonCode, ok bool) {
 	switch c {
 	case Success:

@@ -34,6 +34,14 @@ var rejects = []reject{
 	{"PUBLISH DUP with QoS 0 [MQTT-3.3.1-2]", V5, `38 04 00 01 74 00`, malformedCode},
 	{"DISCONNECT reserved flag [MQTT-3.14.1-1]", V5, `E1 00`, malformedCode},
 	{"AUTH reserved flag [MQTT-3.15.1-1]", V5, `F8 00`, malformedCode},
+	{"PUBREL 3.1.1 DUP flags 1010 [MQTT-3.6.1-1]", V311, `6A 02 00 0A`, malformedCode},
+	{"PUBREL 5.0 DUP flags 1010 [MQTT-3.6.1-1]", V5, `6A 02 00 0A`, malformedCode},
+	{"SUBSCRIBE 5.0 DUP flags 1010 [MQTT-3.8.1-1]", V5, `8A 07 00 01 00 00 01 61 00`, malformedCode},
+	{"SUBSCRIBE 3.1.1 DUP flags 1010 [MQTT-3.8.1-1]", V311, `8A 06 00 01 00 01 61 00`, malformedCode},
+	{"UNSUBSCRIBE 3.1.1 DUP flags 1010 [MQTT-3.10.1-1]", V311, `AA 05 00 01 00 01 61`, malformedCode},
+	{"SUBSCRIBE 3.1 flags 1011: RETAIN is not used (3.1 section 3.8)", V31, `8B 06 00 01 00 01 61 00`, malformedCode},
+	{"SUBSCRIBE 3.1 flags 0000: QoS must be 1 (3.1 section 3.8)", V31, `80 06 00 01 00 01 61 00`, malformedCode},
+	{"PUBREL 3.1 flags 1000: DUP without QoS 1 (3.1 section 3.6)", V31, `68 02 00 0A`, malformedCode},
 	{"packet type 0 is reserved (table 2-1)", V5, `00 00`, malformedCode},
 	{"packet type 15 is reserved in 3.1.1 (table 2.1)", V311, `F0 00`, malformedCode},
 	{"AUTH does not exist in 3.1", V31, `F0 00`, malformedCode},
@@ -155,7 +163,7 @@ var rejects = []reject{
 	{"SUBSCRIBE Retain Handling 3 (3.8.3.1)", V5, `82 07 00 01 00 00 01 61 30`, protocolCode},
 	{"SUBSCRIBE 5.0 options reserved bit 6 [MQTT-3.8.3-5]", V5, `82 07 00 01 00 00 01 61 40`, malformedCode},
 	{"SUBSCRIBE 5.0 options reserved bit 7 [MQTT-3.8.3-5]", V5, `82 07 00 01 00 00 01 61 80`, malformedCode},
-	{"SUBSCRIBE 5.0 maximum QoS 3 (3.8.3.1)", V5, `82 07 00 01 00 00 01 61 03`, malformedCode},
+	{"SUBSCRIBE 5.0 Maximum QoS 3 is a Protocol Error (3.8.3.1)", V5, `82 07 00 01 00 00 01 61 03`, protocolCode},
 	{"SUBSCRIBE 3.1.1 requested QoS reserved bits [MQTT-3-8.3-4]", V311, `82 06 00 01 00 01 61 04`, malformedCode},
 	{"SUBSCRIBE 3.1.1 requested QoS 3 [MQTT-3-8.3-4]", V311, `82 06 00 01 00 01 61 03`, malformedCode},
 	{"SUBSCRIBE filter without options byte", V5, `82 06 00 01 00 00 01 61`, malformedCode},
@@ -252,15 +260,23 @@ func TestReject(t *testing.T) {
 	}
 }
 
-// TestReservedFlags checks every flag nibble of every packet type against
-// table 2-2 ([MQTT-2.1.3-1] of 5.0, [MQTT-2.2.2-1] of 3.1.1): a reserved
-// bit with the wrong value is a Malformed Packet, through ParseFixedHeader,
-// DecodeBytes and Decode alike.
+// TestReservedFlags checks every flag nibble of every packet type in every
+// version against table 2-2 ([MQTT-2.1.3-1] of 5.0, [MQTT-2.2.2-1] of
+// 3.1.1) and section 2.1 of 3.1: a flag bit with the wrong value is a
+// Malformed Packet. ParseFixedHeader, which does not know the version,
+// refuses what no version allows; Decode and DecodeBytes refuse what the
+// packet's version does not allow, and accept what it does.
 func TestReservedFlags(t *testing.T) {
-	// A valid 5.0 body of each type, so that only the flags are wrong.
-	bodies := map[Type][]byte{}
+	// A valid body of each type in each version, so that only the flags
+	// are wrong.
+	type key struct {
+		t Type
+		v Version
+	}
+	bodies := map[key][]byte{}
 	for _, c := range roundTripCases() {
-		if c.v != V5 || bodies[c.p.Type()] != nil {
+		k := key{c.p.Type(), c.v}
+		if bodies[k] != nil {
 			continue
 		}
 		b := mustAppend(t, c.p)
@@ -268,41 +284,56 @@ func TestReservedFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bodies[c.p.Type()] = b[n:]
+		bodies[k] = b[n:]
+	}
+	validIn := func(typ Type, flags byte, v Version) bool {
+		switch typ {
+		case 0:
+			return false
+		case PUBLISH:
+			qos := flags >> 1 & 3
+			return qos != 3 && !(flags&8 != 0 && qos == 0) // [MQTT-3.3.1-4], [MQTT-3.3.1-2]
+		case PUBREL, SUBSCRIBE, UNSUBSCRIBE:
+			// [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]; 3.1 adds DUP
+			// on a resend.
+			return flags == 0x2 || (v == V31 && flags == 0xA)
+		}
+		return flags == 0
 	}
 	for typ := Type(0); typ <= 15; typ++ {
 		for flags := byte(0); flags <= 15; flags++ {
-			var valid bool
-			switch typ {
-			case 0:
-				valid = false
-			case PUBLISH:
-				qos := flags >> 1 & 3
-				valid = qos != 3 && !(flags&8 != 0 && qos == 0) // [MQTT-3.3.1-4], [MQTT-3.3.1-2]
-			case PUBREL, SUBSCRIBE, UNSUBSCRIBE:
-				valid = flags == 0x2 // [MQTT-3.6.1-1], [MQTT-3.8.1-1], [MQTT-3.10.1-1]
-			default:
-				valid = flags == 0
-			}
 			wire := []byte{byte(typ)<<4 | flags, 0}
 			h, n, err := ParseFixedHeader(wire)
-			if valid {
+			if validIn(typ, flags, V31) || validIn(typ, flags, V5) {
 				if err != nil || n != 2 || h.Type != typ || h.Flags != flags || h.Remaining != 0 {
 					t.Errorf("ParseFixedHeader(% X) = %+v, %d, %v", wire, h, n, err)
 				}
-				continue
+			} else {
+				wantCode(t, err, MalformedPacket)
+				_, _, err = DecodeBytes(wire, V5)
+				wantCode(t, err, MalformedPacket)
 			}
-			wantCode(t, err, MalformedPacket)
-			_, _, err = DecodeBytes(wire, V5)
-			wantCode(t, err, MalformedPacket)
-			if typ != 0 {
-				// Decode given a bad header directly must refuse it too.
-				p, _ := New(typ, V5)
-				body := bodies[typ]
-				err := p.Decode(FixedHeader{Type: typ, Flags: flags, Remaining: len(body)}, body)
-				wantCode(t, err, MalformedPacket)
-				_, err = Decode(FixedHeader{Type: typ, Flags: flags, Remaining: len(body)}, body, V5)
-				wantCode(t, err, MalformedPacket)
+			for _, v := range allVersions {
+				body, ok := bodies[key{typ, v}]
+				if !ok {
+					continue // type 0; AUTH before 5.0
+				}
+				h := FixedHeader{Type: typ, Flags: flags, Remaining: len(body)}
+				p, _ := New(typ, v)
+				errDirect := p.Decode(h, body)
+				_, errDecode := Decode(h, body, v)
+				full := append(appendHeader(nil, typ, flags, len(body)), body...)
+				_, _, errBytes := DecodeBytes(full, v)
+				if validIn(typ, flags, v) {
+					// Other PUBLISH flags change the body's layout.
+					if typ != PUBLISH && (errDirect != nil || errDecode != nil || errBytes != nil) {
+						t.Errorf("%s %s flags %04b: %v, %v, %v", v, typ, flags, errDirect, errDecode, errBytes)
+					}
+					continue
+				}
+				wantCode(t, errDirect, MalformedPacket)
+				wantCode(t, errDecode, MalformedPacket)
+				wantCode(t, errBytes, MalformedPacket)
 			}
 		}
 	}
@@ -438,7 +469,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"PUBACK Topic Alias", &Ack{Kind: PUBACK, Version: V5, PacketID: 1, Props: Properties{TopicAlias: 1}}, MalformedPacket},
 		{"SUBSCRIBE packet id 0", &Subscribe{Version: V5, Subscriptions: []Subscription{{Filter: "a"}}}, ProtocolError},
 		{"SUBSCRIBE no filter", &Subscribe{Version: V5, PacketID: 1}, ProtocolError},
-		{"SUBSCRIBE QoS 3", &Subscribe{Version: V5, PacketID: 1, Subscriptions: []Subscription{{Filter: "a", QoS: 3}}}, MalformedPacket},
+		{"SUBSCRIBE 5.0 Maximum QoS 3 (3.8.3.1)", &Subscribe{Version: V5, PacketID: 1, Subscriptions: []Subscription{{Filter: "a", QoS: 3}}}, ProtocolError},
+		{"SUBSCRIBE 3.1.1 QoS 3 [MQTT-3-8.3-4]", &Subscribe{Version: V311, PacketID: 1, Subscriptions: []Subscription{{Filter: "a", QoS: 3}}}, MalformedPacket},
 		{"SUBSCRIBE Retain Handling 3", &Subscribe{Version: V5, PacketID: 1, Subscriptions: []Subscription{{Filter: "a", RetainHandling: 3}}}, ProtocolError},
 		{"SUBSCRIBE two Subscription Identifiers", &Subscribe{Version: V5, PacketID: 1, Props: Properties{SubscriptionIDs: []int{1, 2}}, Subscriptions: []Subscription{{Filter: "a"}}}, ProtocolError},
 		{"SUBSCRIBE filter with U+0000", &Subscribe{Version: V5, PacketID: 1, Subscriptions: []Subscription{{Filter: bad}}}, MalformedPacket},

@@ -75,7 +75,10 @@ func (s *Subscribe) Append(b []byte) ([]byte, error) {
 			return b, malformed("topic filter is not a valid UTF-8 string")
 		}
 		if sub.QoS > 2 {
-			return b, malformed("subscription QoS 3")
+			if v5 {
+				return b, protocolErr("subscription Maximum QoS 3") // section 3.8.3.1
+			}
+			return b, malformed("subscription QoS 3") // [MQTT-3-8.3-4] of 3.1.1
 		}
 		if sub.RetainHandling > 2 {
 			return b, protocolErr("Retain Handling 3")
@@ -100,7 +103,7 @@ func (s *Subscribe) Append(b []byte) ([]byte, error) {
 // Decode decodes a SUBSCRIBE for s.Version.
 func (s *Subscribe) Decode(h FixedHeader, body []byte) error {
 	*s = Subscribe{Version: s.Version, Props: s.Props, Subscriptions: s.Subscriptions[:0]}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(s.Version); err != nil {
 		return err
 	}
 	v5 := s.Version.Is5()
@@ -136,7 +139,10 @@ func (s *Subscribe) Decode(h FixedHeader, body []byte) error {
 		}
 		sub.QoS = o & 0x03
 		if sub.QoS == 3 {
-			return malformed("subscription QoS 3") // [MQTT-3.8.3-4] of 3.1.1
+			if v5 {
+				return protocolErr("subscription Maximum QoS 3") // section 3.8.3.1
+			}
+			return malformed("subscription QoS 3") // [MQTT-3-8.3-4] of 3.1.1
 		}
 		if v5 {
 			sub.NoLocal = o&0x04 != 0
@@ -263,7 +269,7 @@ func (u *Unsubscribe) Append(b []byte) ([]byte, error) {
 // Decode decodes an UNSUBSCRIBE for u.Version.
 func (u *Unsubscribe) Decode(h FixedHeader, body []byte) error {
 	*u = Unsubscribe{Version: u.Version, Props: u.Props, Filters: u.Filters[:0]}
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(u.Version); err != nil {
 		return err
 	}
 	d := decoder{b: body}
@@ -392,7 +398,7 @@ func appendAckList(b []byte, t Type, v Version, id uint16, props *Properties, co
 }
 
 func decodeAckList(h FixedHeader, body []byte, t Type, v Version, props *Properties, codes []ReasonCode) (uint16, []ReasonCode, error) {
-	if err := h.checkFlags(); err != nil {
+	if err := h.checkFlags(v); err != nil {
 		return 0, codes, err
 	}
 	d := decoder{b: body}
