@@ -74,7 +74,7 @@ reports the connect latency (dial to CONNACK).`,
 
 func newBenchSubCmd(mode string) *cobra.Command {
 	var f benchFlags
-	cmd := &cobra.Command{Use: mode, Args: cobra.NoArgs}
+	cmd := &cobra.Command{Use: mode, Args: noArgs}
 	switch mode {
 	case "conn":
 		cmd.Short = "Open many connections and measure the connect latency"
@@ -135,6 +135,10 @@ after --duration, when every client received -L messages, after
 	fs.BoolVar(&f.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress lines on stderr")
 	f.conn.register(fs, forBench)
+	if mode == "conn" {
+		// MQTTX bench conn: -up is CONNECT's, as in conn.
+		multiShort(fs, "conn-user-properties", "up")
+	}
 	addHelpFlag(cmd)
 	return cmd
 }

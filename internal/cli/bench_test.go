@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +71,44 @@ func TestBenchConn(t *testing.T) {
 	out, _, code := run(t, "", "bench", "conn", "-h", "127.0.0.1", "-p", freePort(t), "-c", "2", "--no-progress")
 	if code != 1 || !regexpMatch(`connected +0 of 2 \(2 failed`, out) || !regexpMatch(`first error +client: connect to`, out) {
 		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
+
+// Topic and client id templates: %i is the client index from -n, %c the
+// client id; --rate paces each client and -L stops it. A plain vigil sub
+// sees exactly the topics the templates give, and the text summary counts
+// them.
+func TestBenchTemplatesAndRate(t *testing.T) {
+	t.Parallel()
+	_, port := startBroker(t)
+	host := []string{"-h", "127.0.0.1", "-p", port}
+	sub := start(t, append([]string{"sub", "-t", "tpl/#", "-C", "6", "-f", "json"}, host...)...)
+	sub.waitErr(t, "granted QoS 0")
+	t0 := time.Now()
+	out := mustRun(t, "", append([]string{"bench", "pub", "-c", "2", "-n", "7", "-i", "0", "--client-id", "bdev-%i",
+		"-t", "tpl/%c/%i", "-L", "3", "--rate", "20", "-s", "16", "--no-progress"}, host...)...)
+	elapsed := time.Since(t0)
+	if code := sub.exit(t, 10*time.Second); code != 0 {
+		t.Fatalf("sub exit %d", code)
+	}
+	topics := map[string]int{}
+	for line := range strings.Lines(sub.out.String()) {
+		var m jsonMsg
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("%v: %q", err, line)
+		}
+		topics[m.Topic]++
+	}
+	if want := map[string]int{"tpl/bdev-7/7": 3, "tpl/bdev-8/8": 3}; fmt.Sprint(topics) != fmt.Sprint(want) {
+		t.Fatalf("topics %v, want %v", topics, want)
+	}
+	// 3 messages at 20/s are two 50 ms intervals apart.
+	if elapsed < 100*time.Millisecond {
+		t.Fatalf("bench pub --rate 20 -L 3 took %v, want >= 100ms", elapsed)
+	}
+	for _, re := range []string{`connected +2 of 2 \(0 failed, 0 lost\)`, `published +6 messages \(QoS 0, 16 bytes\), [0-9.]+ msg/s, 0 errors`} {
+		if !regexpMatch(re, out) {
+			t.Errorf("summary lacks %s:\n%s", re, out)
+		}
 	}
 }

@@ -76,7 +76,7 @@ publishes the wills that are due, sends MQTT 5 clients DISCONNECT 0x8B
   vigil broker --listen 127.0.0.1:1883 --listen [::1]:1883
   vigil broker --ws :8083 --tls :8883 --cert server.pem --key server.key
   vigil broker --max-keepalive 300 --server-keepalive 60 --log-level debug`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBroker(cmd, &f)
 		},
@@ -138,7 +138,11 @@ func runBroker(cmd *cobra.Command, f *brokerFlags) error {
 		fmt.Fprintf(stderr, "vigil: listening on %s\n", listenURL(cfg.Listeners[i], nl))
 		go func() { errc <- srv.ServeListener(nl) }()
 	}
-	log.Info("broker started", "store", cfg.Store.Type, "dir", cfg.Store.Dir, "sync", cfg.Store.Sync)
+	if cfg.Store.Type == config.StoreMemory {
+		log.Info("broker started", "store", cfg.Store.Type)
+	} else {
+		log.Info("broker started", "store", cfg.Store.Type, "dir", cfg.Store.Dir, "sync", cfg.Store.Sync)
+	}
 	if cfg.Metrics.Listen != "" {
 		ml, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {

@@ -53,7 +53,7 @@ func TestBrokerFlagErrors(t *testing.T) {
 		{[]string{"--tls", ":0", "--cert", "nope.pem", "--key", "nope.key", "--require-client-cert"}, "vigil: --client-ca: required by require_client_cert"},
 		{[]string{"--listen"}, "vigil: flag needs an argument: --listen"},
 		{[]string{"--bogus"}, "vigil: unknown flag: --bogus"},
-		{[]string{"extra"}, `vigil: unknown command "extra" for "vigil broker"`},
+		{[]string{"extra"}, `vigil: broker: unexpected argument "extra": a flag takes one value (repeat the flag for more; quote a value with spaces)`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := Main(append([]string{"broker"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
@@ -111,6 +111,7 @@ func TestBrokerBinarySIGTERM(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "broker", "--config", cfgFile, "--max-keepalive", "5",
 		"--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--shutdown-timeout", "5s")
+	cmd.Env = childEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ client gives up or is refused.`,
   # MQTTX short forms
   vigil conn -h 127.0.0.1 -i dev1 -Wt dev1/status -Wm offline -Wd 10 -se 300 -up "site: lab"
   vigil conn -l wss -h broker.example.com --path /mqtt -u alice -P secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runConn(cmd, &o, sendDisconnect)
 		},
@@ -88,6 +88,16 @@ func runConn(cmd *cobra.Command, o *connFlags, sendDisconnect bool) error {
 	cfg.OnReconnecting = func(attempt int, delay time.Duration) {
 		log.printf(nil, "reconnecting in %v (attempt %d)", delay.Round(time.Millisecond), attempt)
 	}
+	// The client's callbacks run in order on a goroutine of their own;
+	// waiting for OnStop (rather than Done) prints the last "connection
+	// lost" before "gave up".
+	stopped := make(chan struct{}, 1)
+	cfg.OnStop = func(error) {
+		select {
+		case stopped <- struct{}{}:
+		default:
+		}
+	}
 	c, err = client.New(cfg)
 	if err != nil {
 		return err
@@ -99,7 +109,7 @@ func runConn(cmd *cobra.Command, o *connFlags, sendDisconnect bool) error {
 	}
 	select {
 	case <-ctx.Done():
-	case <-c.Done():
+	case <-stopped:
 		if err := c.Err(); err != nil && !errors.Is(err, client.ErrClosed) {
 			log.printf(nil, "gave up: %v", err)
 			return fmt.Errorf("conn: %w", err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,4 +82,27 @@ func TestConnShowsRefusal(t *testing.T) {
 	if !regexp.MustCompile(`(?i)identifier`).MatchString(conn.out.String()) {
 		t.Fatalf("refusal does not name the reason:\n%s", conn.out)
 	}
+}
+
+// A takeover is shown with the broker's reason code; with reconnecting off
+// (-rp 0) the first client then gives up: the lost connection, then "gave
+// up", then one line on stderr and exit 1.
+func TestConnShowsTakeover(t *testing.T) {
+	t.Parallel()
+	_, port := startBroker(t)
+	first := start(t, "conn", "-h", "127.0.0.1", "-p", port, "-i", "twin", "-rp", "0")
+	first.waitOut(t, "session present: no")
+	second := start(t, "conn", "-h", "127.0.0.1", "-p", port, "-i", "twin")
+	second.waitOut(t, "session present: no")
+	if code := first.exit(t, 10*time.Second); code != 1 {
+		t.Fatalf("first conn: exit %d after the takeover, want 1", code)
+	}
+	re := regexp.MustCompile(`(?s)connected to .*\n[0-9:.]+ connection lost: DISCONNECT from the broker: Session taken over \(0x8E\)[^\n]*\n[0-9:.]+ gave up: [^\n]*\n$`)
+	if !re.MatchString(first.out.String()) {
+		t.Fatalf("takeover not shown in order:\n%s", first.out)
+	}
+	if errs := first.err.String(); strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "vigil: conn: ") {
+		t.Fatalf("stderr %q, want one vigil: conn: line", errs)
+	}
+	second.interrupt(t)
 }

@@ -37,6 +37,7 @@ var longAliases = map[string]string{
 	"disable-clean-session":   "no-clean",                // mosquitto
 	"stdin-line":              "multiline",               // mosquitto (-l is --protocol here, as in MQTTX)
 	"stdin-file":              "stdin",                   // mosquitto
+	"line-mode":               "multiline",               // MQTTX (-lm)
 	"file-read":               "file",                    // MQTTX
 	"rcv-max":                 "receive-maximum",         // MQTTX
 	"maximun-reconnect-times": "maximum-reconnect-times", // MQTTX's misspelling in "simulate"
@@ -55,15 +56,29 @@ func normalizeFlagName(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 	return pflag.NormalizedName(name)
 }
 
-// multiShort gives flag name the MQTTX multi-letter short form short
+// multiShort adds to flag name the MQTTX multi-letter short form short
 // (without its dash, e.g. "se").
 func multiShort(fs *pflag.FlagSet, name, short string) {
-	if fs.Lookup(name) == nil {
+	f := fs.Lookup(name)
+	if f == nil {
 		panic("cli: no flag " + name)
 	}
-	if err := fs.SetAnnotation(name, annShort, []string{short}); err != nil {
+	if err := fs.SetAnnotation(name, annShort, append(f.Annotations[annShort], short)); err != nil {
 		panic(err)
 	}
+}
+
+// mqttxOnly lists, per command, MQTTX CLI's multi-letter short forms of
+// features vigil's command does not have, with their long names. They are
+// refused by name: pflag would otherwise read "pub -ta 5" as "-t a" and a
+// stray "5", or "bench pub -up k:v" as the user name "p".
+var mqttxOnly = map[string]map[string]string{
+	"conn":       {"so": "save-options", "lo": "load-options"},
+	"pub":        {"ta": "topic-alias", "si": "subscription-identifier", "Pp": "protobuf-path", "Pmn": "protobuf-message-name", "Ap": "avsc-path", "so": "save-options", "lo": "load-options"},
+	"sub":        {"Pp": "protobuf-path", "Pmn": "protobuf-message-name", "Ap": "avsc-path", "so": "save-options", "lo": "load-options"},
+	"bench conn": {"so": "save-options", "lo": "load-options"},
+	"bench pub":  {"up": "user-properties", "pf": "payload-format-indicator", "rt": "response-topic", "cd": "correlation-data", "ct": "content-type", "ta": "topic-alias", "si": "subscription-identifier", "so": "save-options", "lo": "load-options"},
+	"bench sub":  {"up": "user-properties", "nl": "no_local", "rap": "retain-as-published", "rh": "retain-handling", "si": "subscription-identifier", "so": "save-options", "lo": "load-options"},
 }
 
 // v5Only marks flags that need MQTT 5.0.
@@ -104,19 +119,20 @@ func shortForms(cmd *cobra.Command) map[string]string {
 // -up "k: v", -im=10) to their long forms for the command args select. It
 // walks the arguments as pflag will: values of flags that take one are
 // skipped, so a message "-se" given to -m stays a message; nothing after
-// "--" is touched. Anything it does not recognize is left for pflag to
+// "--" is touched. An MQTTX form of a feature vigil lacks (mqttxOnly) is
+// an error; anything else it does not recognize is left for pflag to
 // report.
-func expandArgs(root *cobra.Command, args []string) []string {
+func expandArgs(root *cobra.Command, args []string) ([]string, error) {
 	if len(args) > 0 && strings.HasPrefix(args[0], "__complete") {
-		return args
+		return args, nil
 	}
 	cmd, _, err := root.Find(args)
 	if err != nil || cmd == nil {
-		return args
+		return args, nil
 	}
 	shorts := shortForms(cmd)
 	if len(shorts) == 0 {
-		return args
+		return args, nil
 	}
 	lookup := func(name string) *pflag.Flag {
 		if f := cmd.Flags().Lookup(name); f != nil {
@@ -138,7 +154,7 @@ func expandArgs(root *cobra.Command, args []string) []string {
 		out = append(out, a)
 		switch {
 		case a == "--":
-			return append(out, args[i+1:]...)
+			return append(out, args[i+1:]...), nil
 		case len(a) < 2 || a[0] != '-':
 			continue
 		case strings.HasPrefix(a, "--"):
@@ -163,6 +179,9 @@ func expandArgs(root *cobra.Command, args []string) []string {
 			}
 			continue
 		}
+		if long, ok := mqttxOnly[strings.TrimPrefix(cmd.CommandPath(), "vigil ")][name]; ok {
+			return nil, fmt.Errorf("-%s (MQTTX's --%s) is not supported by %s", name, long, cmd.CommandPath())
+		}
 		// A pflag shorthand cluster (-rq 1, -q1, -t topic): the first
 		// letter that takes a value takes the rest of the argument, or
 		// the next one.
@@ -180,7 +199,17 @@ func expandArgs(root *cobra.Command, args []string) []string {
 			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+// noArgs refuses positional arguments with a hint: they are usually a
+// second value given to a flag that takes one (-t a b, -m hello world).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s: unexpected argument %q: a flag takes one value (repeat the flag for more; quote a value with spaces)",
+			strings.TrimPrefix(cmd.CommandPath(), "vigil "), args[0])
+	}
+	return nil
 }
 
 // addHelpFlag gives cmd a --help flag without the -h shorthand, which the

@@ -36,7 +36,7 @@ func TestExpandArgs(t *testing.T) {
 		{[]string{"pub", "-Zz", "--", "-se"}, []string{"pub", "-Zz", "--", "-se"}},
 		{[]string{"broker", "-se"}, []string{"broker", "-se"}},
 	} {
-		if got := expandArgs(root, tt.in); !slices.Equal(got, tt.want) {
+		if got, err := expandArgs(root, tt.in); err != nil || !slices.Equal(got, tt.want) {
 			t.Errorf("expandArgs(%q)\n got %q\nwant %q", tt.in, got, tt.want)
 		}
 	}
@@ -81,7 +81,16 @@ func TestClientFlagErrors(t *testing.T) {
 		{[]string{"conn", "--path", "/x"}, "vigil: --path is only used with -l ws or wss"},
 		{[]string{"conn", "--cert", "c.pem"}, "vigil: --cert and --key go together"},
 		{[]string{"conn", "-l", "mqtt", "--ca", "ca.pem"}, "vigil: --ca is only used with -l mqtts or wss"},
-		{[]string{"conn", "extra"}, `vigil: unknown command "extra" for "vigil conn"`},
+		{[]string{"conn", "extra"}, `vigil: conn: unexpected argument "extra": a flag takes one value (repeat the flag for more; quote a value with spaces)`},
+		{[]string{"pub", "-t", "a", "-m", "hello", "world"}, `vigil: pub: unexpected argument "world": a flag takes one value`},
+		{[]string{"sub", "-t", "a", "b"}, `vigil: sub: unexpected argument "b"`},
+		{[]string{"bench", "pub", "-t", "x", "extra"}, `vigil: bench pub: unexpected argument "extra"`},
+		// MQTTX forms of features vigil lacks are named, not misread
+		// (-ta 5 as -t a, -Pp x as the password "p").
+		{[]string{"pub", "-t", "a", "-m", "x", "-ta", "5"}, "vigil: -ta (MQTTX's --topic-alias) is not supported by vigil pub"},
+		{[]string{"pub", "-t", "a", "-m", "x", "-Pp", "a.proto"}, "vigil: -Pp (MQTTX's --protobuf-path) is not supported by vigil pub"},
+		{[]string{"sub", "-t", "a", "-lo"}, "vigil: -lo (MQTTX's --load-options) is not supported by vigil sub"},
+		{[]string{"conn", "-so"}, "vigil: -so (MQTTX's --save-options) is not supported by vigil conn"},
 		{[]string{"bench"}, "vigil: bench: choose conn, pub or sub (vigil bench --help)"},
 		{[]string{"bench", "pub", "-c", "1"}, "vigil: bench pub: give the topic with -t/--topic"},
 		{[]string{"bench", "pub", "-t", "x", "-s", "4"}, "vigil: -s/--size: at least 12 bytes, got 4"},
@@ -173,4 +182,173 @@ func TestVersionAndCompletion(t *testing.T) {
 			t.Errorf("completion %s: exit %d, %q, lacks %q", shell, code, stderr, want)
 		}
 	}
+}
+
+// parseFlags parses args as vigil would, up to the command's flags, and
+// returns the command.
+func parseFlags(t *testing.T, args ...string) *cobra.Command {
+	t.Helper()
+	root := newRoot(strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	args, err := expandArgs(root, args)
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	if a := cmd.Flags().Args(); len(a) > 0 {
+		t.Fatalf("%q: positional arguments left: %q", args, a)
+	}
+	return cmd
+}
+
+// Every flag MQTTX CLI defines for conn, pub, sub and bench that vigil
+// implements, typed as MQTTX users type it (short forms, multi-letter
+// short forms, MQTTX's long spellings), reaches the flag of the same
+// meaning with its value.
+func TestMQTTXFlags(t *testing.T) {
+	t.Parallel()
+	type fv struct{ flag, value string }
+	conn := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-V", "3.1.1"}, fv{"mqtt-version", "3.1.1"}},
+		{[]string{"-h", "broker.local"}, fv{"hostname", "broker.local"}},
+		{[]string{"-p", "1884"}, fv{"port", "1884"}},
+		{[]string{"--no-clean"}, fv{"no-clean", "true"}},
+		{[]string{"-k", "7"}, fv{"keepalive", "7"}},
+		{[]string{"-u", "alice"}, fv{"username", "alice"}},
+		{[]string{"-P", "secret"}, fv{"password", "secret"}},
+		{[]string{"-l", "wss"}, fv{"protocol", "wss"}},
+		{[]string{"--path", "/ws"}, fv{"path", "/ws"}},
+		{[]string{"-wh", "Authorization: Bearer x"}, fv{"ws-headers", "[Authorization: Bearer x]"}},
+		{[]string{"--key", "k.pem"}, fv{"key", "k.pem"}},
+		{[]string{"--cert", "c.pem"}, fv{"cert", "c.pem"}},
+		{[]string{"--ca", "ca.pem"}, fv{"ca", "ca.pem"}},
+		{[]string{"--insecure"}, fv{"insecure", "true"}},
+		{[]string{"--alpn", "mqtt"}, fv{"alpn", "[mqtt]"}},
+		{[]string{"-rp", "250"}, fv{"reconnect-period", "250"}},
+		{[]string{"--maximum-reconnect-times", "3"}, fv{"maximum-reconnect-times", "3"}},
+		{[]string{"-se", "300"}, fv{"session-expiry-interval", "300"}},
+		{[]string{"--rcv-max", "5"}, fv{"receive-maximum", "5"}},
+		{[]string{"--maximum-packet-size", "4096"}, fv{"maximum-packet-size", "4096"}},
+		{[]string{"--topic-alias-maximum", "9"}, fv{"topic-alias-maximum", "9"}},
+		{[]string{"--req-response-info"}, fv{"req-response-info", "true"}},
+		{[]string{"--no-req-problem-info"}, fv{"no-req-problem-info", "true"}},
+		{[]string{"-Wt", "d/status"}, fv{"will-topic", "d/status"}},
+		{[]string{"-Wm", "offline"}, fv{"will-message", "offline"}},
+		{[]string{"-Wq", "1"}, fv{"will-qos", "1"}},
+		{[]string{"-Wr"}, fv{"will-retain", "true"}},
+		{[]string{"-Wd", "10"}, fv{"will-delay-interval", "10"}},
+		{[]string{"-Wpf"}, fv{"will-payload-format-indicator", "true"}},
+		{[]string{"-We", "60"}, fv{"will-message-expiry-interval", "60"}},
+		{[]string{"-Wct", "text/plain"}, fv{"will-content-type", "text/plain"}},
+		{[]string{"-Wrt", "r/t"}, fv{"will-response-topic", "r/t"}},
+		{[]string{"-Wcd", "c1"}, fv{"will-correlation-data", "c1"}},
+		{[]string{"-Wup", "why: crash"}, fv{"will-user-properties", "[why: crash]"}},
+		{[]string{"--debug"}, fv{"debug", "true"}},
+	}
+	connOnly := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-i", "dev1"}, fv{"client-id", "dev1"}},
+		{[]string{"-up", "site: lab"}, fv{"user-properties", "[site: lab]"}},
+	}
+	pubSubConn := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-i", "dev1"}, fv{"client-id", "dev1"}},
+		{[]string{"-Cup", "site: lab"}, fv{"conn-user-properties", "[site: lab]"}},
+		{[]string{"-up", "k: v"}, fv{"user-properties", "[k: v]"}},
+	}
+	pub := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-t", "a/b"}, fv{"topic", "a/b"}},
+		{[]string{"-m", "hi"}, fv{"message", "hi"}},
+		{[]string{"-q", "2"}, fv{"qos", "2"}},
+		{[]string{"-r"}, fv{"retain", "true"}},
+		{[]string{"-s"}, fv{"stdin", "true"}},
+		{[]string{"-M"}, fv{"multiline", "true"}},
+		{[]string{"-lm"}, fv{"multiline", "true"}},
+		{[]string{"--line-mode"}, fv{"multiline", "true"}},
+		{[]string{"-pf"}, fv{"payload-format-indicator", "true"}},
+		{[]string{"-e", "60"}, fv{"message-expiry-interval", "60"}},
+		{[]string{"-rt", "r/t"}, fv{"response-topic", "r/t"}},
+		{[]string{"-cd", "c1"}, fv{"correlation-data", "c1"}},
+		{[]string{"-ct", "text/plain"}, fv{"content-type", "text/plain"}},
+		{[]string{"--file-read", "f.bin"}, fv{"file", "f.bin"}},
+	}
+	sub := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-t", "a/#"}, fv{"topic", "[a/#]"}},
+		{[]string{"-q", "1"}, fv{"qos", "[1]"}},
+		{[]string{"-nl"}, fv{"no-local", "true"}},
+		{[]string{"--no_local"}, fv{"no-local", "true"}},
+		{[]string{"-rap"}, fv{"retain-as-published", "true"}},
+		{[]string{"-rh", "2"}, fv{"retain-handling", "2"}},
+		{[]string{"-si", "5"}, fv{"subscription-identifier", "5"}},
+		{[]string{"-f", "json"}, fv{"format", "json"}},
+		{[]string{"-v"}, fv{"verbose", "true"}},
+	}
+	bench := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-c", "50"}, fv{"count", "50"}},
+		{[]string{"-i", "5"}, fv{"interval", "5"}},
+		{[]string{"-se", "30"}, fv{"session-expiry-interval", "30"}},
+		{[]string{"-Wt", "w/%i"}, fv{"will-topic", "w/%i"}},
+		{[]string{"-rp", "0"}, fv{"reconnect-period", "0"}},
+	}
+	benchPub := []struct {
+		args []string
+		want fv
+	}{
+		{[]string{"-im", "100"}, fv{"message-interval", "100"}},
+		{[]string{"-L", "10"}, fv{"limit", "10"}},
+		{[]string{"-t", "b/%i/%c"}, fv{"topic", "b/%i/%c"}},
+		{[]string{"-q", "1"}, fv{"qos", "1"}},
+		{[]string{"-r"}, fv{"retain", "true"}},
+		{[]string{"-Cup", "k: v"}, fv{"conn-user-properties", "[k: v]"}},
+	}
+	check := func(cmdPath []string, tab []struct {
+		args []string
+		want fv
+	}) {
+		for _, tt := range tab {
+			args := append(append([]string{}, cmdPath...), tt.args...)
+			cmd := parseFlags(t, args...)
+			f := cmd.Flags().Lookup(tt.want.flag)
+			if f == nil || !f.Changed || f.Value.String() != tt.want.value {
+				t.Errorf("%q: --%s = %v, want %q", args, tt.want.flag, f, tt.want.value)
+			}
+		}
+	}
+	for _, c := range [][]string{{"conn"}, {"pub"}, {"sub"}} {
+		check(c, conn)
+	}
+	check([]string{"conn"}, connOnly)
+	check([]string{"pub"}, pubSubConn)
+	check([]string{"sub"}, pubSubConn)
+	check([]string{"pub"}, pub)
+	check([]string{"sub"}, sub)
+	for _, c := range [][]string{{"bench", "conn"}, {"bench", "pub"}, {"bench", "sub"}} {
+		check(c, bench)
+	}
+	check([]string{"bench", "conn"}, []struct {
+		args []string
+		want fv
+	}{{[]string{"-up", "k: v"}, fv{"conn-user-properties", "[k: v]"}}})
+	check([]string{"bench", "pub"}, benchPub)
 }

@@ -53,7 +53,11 @@ func vigilBinary(t testing.TB) string {
 		if runtime.GOOS == "windows" {
 			exe += ".exe"
 		}
-		out, err := exec.Command("go", "build", "-o", exe, "github.com/vigilmq/vigil/cmd/vigil").CombinedOutput()
+		args := []string{"build", "-o", exe}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "github.com/vigilmq/vigil/cmd/vigil")...).CombinedOutput()
 		if err != nil {
 			binError = fmt.Errorf("go build: %v\n%s", err, out)
 			return
@@ -64,6 +68,12 @@ func vigilBinary(t testing.TB) string {
 		t.Fatal(binError)
 	}
 	return binPath
+}
+
+// childEnv is the environment of the vigil processes: a race-enabled
+// binary would otherwise sleep 1 s at exit (GORACE atexit_sleep_ms).
+func childEnv() []string {
+	return append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 }
 
 // outBuf collects a process's output and wakes waiters on every write.
@@ -106,6 +116,7 @@ func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: "vigil " + strings.Join(args, " "), out: newOutBuf(), err: newOutBuf(), done: make(chan struct{})}
 	p.cmd = exec.Command(vigilBinary(t), args...)
+	p.cmd.Env = childEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.err
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -199,6 +210,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, vigilBinary(t), args...)
+	cmd.Env = childEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb

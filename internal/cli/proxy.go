@@ -51,8 +51,12 @@ commands from stdin and/or runs a --schedule of them (times from the start):
   vigil proxy --upstream 127.0.0.1:1883 --schedule "10s blackhole all; 30s restore all"
   vigil conn -p 1884 -k 5 -i dev1             # in another terminal
   # 200 ms of latency on connection 3 only, from the stdin prompt
-  delay 200ms 3`,
-		Args: cobra.NoArgs,
+  delay 200ms 3
+  # in the background, commands through a named pipe opened read-write
+  mkfifo /tmp/proxy.ctl
+  vigil proxy --upstream 127.0.0.1:1883 <> /tmp/proxy.ctl > proxy.log &
+  echo "blackhole all" > /tmp/proxy.ctl`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runProxy(cmd, listen, upstream, schedule, noStdin)
 		},

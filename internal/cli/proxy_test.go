@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"regexp"
@@ -82,4 +83,43 @@ func TestProxySchedule(t *testing.T) {
 
 func countMatches(s, sub string) int {
 	return len(regexp.MustCompile(regexp.QuoteMeta(sub)).FindAllStringIndex(s, -1))
+}
+
+// delay adds latency both ways: a CONNECT/CONNACK round trip through
+// "delay 200ms all" takes at least 400 ms. reset drops the connection with
+// an RST: vigil conn reports a network error without DISCONNECT and
+// reconnects.
+func TestProxyDelayAndReset(t *testing.T) {
+	t.Parallel()
+	_, port := startBroker(t)
+	proxy := start(t, "proxy", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:"+port)
+	proxy.waitOut(t, "listening on")
+	m := regexp.MustCompile(`listening on (\S+),`).FindStringSubmatch(proxy.out.String())
+	_, pport, _ := net.SplitHostPort(m[1])
+
+	io.WriteString(proxy.stdin, "delay 200ms all\n")
+	proxy.waitOut(t, "all delay: 200ms")
+	out := mustRun(t, "", "bench", "conn", "-h", "127.0.0.1", "-p", pport, "-c", "1", "--json", "--no-progress")
+	var r benchResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Connected != 1 || r.ConnectLatency == nil || r.ConnectLatency.Min < 400 {
+		t.Fatalf("connect through a 200 ms delay: %s", out)
+	}
+	io.WriteString(proxy.stdin, "restore all\n")
+	proxy.waitOut(t, "all restore")
+
+	conn := start(t, "conn", "-h", "127.0.0.1", "-p", pport, "-i", "resetme", "-rp", "200")
+	conn.waitOut(t, "session present: no")
+	io.WriteString(proxy.stdin, "reset all\n")
+	proxy.waitOut(t, "all reset")
+	conn.waitOut(t, "connection lost: network error, no DISCONNECT")
+	conn.waitOut(t, "reconnecting in 200ms (attempt 1)")
+	conn.waitFor(t, conn.out, "session present: no", 2, 10*time.Second)
+	conn.interrupt(t)
+	io.WriteString(proxy.stdin, "quit\n")
+	if code := proxy.exit(t, 5*time.Second); code != 0 {
+		t.Fatalf("proxy exit %d", code)
+	}
 }

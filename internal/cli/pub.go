@@ -44,7 +44,8 @@ func newPubCmd() *cobra.Command {
 		Short: "Publish messages to a topic",
 		Long: `Publish a message to a topic and exit. The payload comes from exactly one of:
 -m (the argument), --file (a whole file), -s (all of stdin as one message),
--M (one message per line of stdin, empty lines skipped) or -n (empty).
+-M (one message per line of stdin, as lines arrive, empty lines skipped; also
+MQTTX's -s -M, -lm and --line-mode) or -n (empty).
 
 pub returns when the broker acknowledged every message at its QoS (PUBACK
 for 1, PUBCOMP for 2), then disconnects normally. It prints nothing unless
@@ -53,9 +54,10 @@ something fails (or with -v); the exit status is 0 on success.`,
   vigil pub -t config/dev1 -m '{"rate":5}' -r -q 1       # retained, QoS 1
   vigil pub -t firmware/dev1 -f fw.bin -q 1               # mosquitto's -f; MQTTX: --file-read
   tail -f app.log | vigil pub -t logs/app -M            # one message per line
+  vigil pub -t chat/room1 --line-mode                   # type lines, each is published
   vigil pub -t a/b -m hi -up "source: cli" -ct text/plain -e 60
   vigil pub -t a/b -m hi -V 3.1.1 -i tool-1 -u alice -P secret`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPub(cmd, &f)
 		},
@@ -66,7 +68,8 @@ something fails (or with -v); the exit status is 0 on success.`,
 	fs.StringVarP(&f.message, "message", "m", "", "message `payload`")
 	fs.StringVarP(&f.file, "file", "f", "", "send the whole `file` as one message")
 	fs.BoolVarP(&f.stdin, "stdin", "s", false, "send all of stdin as one message")
-	fs.BoolVarP(&f.multiline, "multiline", "M", false, "send each line of stdin as a message (empty lines are skipped)")
+	fs.BoolVarP(&f.multiline, "multiline", "M", false, "send each line of stdin as a message, as lines arrive (empty lines are skipped); -s -M too")
+	multiShort(fs, "multiline", "lm")
 	fs.BoolVarP(&f.null, "null-message", "n", false, "send an empty message")
 	fs.IntVarP(&f.qos, "qos", "q", 0, "`QoS`: 0, 1 or 2")
 	fs.BoolVarP(&f.retain, "retain", "r", false, "retain the message")
@@ -101,6 +104,10 @@ func runPub(cmd *cobra.Command, f *pubFlags) error {
 	}
 	var sources []string
 	for _, n := range []string{"message", "file", "stdin", "multiline", "null-message"} {
+		// MQTTX reads stdin lines with -s -M: -M refines -s.
+		if n == "stdin" && f.multiline {
+			continue
+		}
 		if fs.Changed(n) {
 			sources = append(sources, "--"+n)
 		}
@@ -145,7 +152,7 @@ func runPub(cmd *cobra.Command, f *pubFlags) error {
 		if payload, err = os.ReadFile(f.file); err != nil {
 			return fmt.Errorf("pub: --file: %w", err)
 		}
-	case f.stdin:
+	case f.stdin && !f.multiline:
 		if payload, err = io.ReadAll(cmd.InOrStdin()); err != nil {
 			return fmt.Errorf("pub: reading stdin: %w", err)
 		}

@@ -10,12 +10,14 @@ import (
 	"time"
 )
 
-// pub to sub in every output format and QoS; -C makes sub exit 0.
+// pub to sub in every output format and QoS; -C makes sub exit 0. The
+// second message is binary (not UTF-8): as received in text, base64 in
+// JSON.
 func TestPubSubRoundTrip(t *testing.T) {
 	t.Parallel()
 	_, port := startBroker(t)
 	host := []string{"-h", "127.0.0.1", "-p", port}
-	for _, format := range []string{"text", "verbose", "json"} {
+	for _, format := range []string{"text", "verbose", "json", "hex", "base64"} {
 		for qos := range 3 {
 			t.Run(fmt.Sprintf("%s/qos%d", format, qos), func(t *testing.T) {
 				t.Parallel()
@@ -24,8 +26,8 @@ func TestPubSubRoundTrip(t *testing.T) {
 				switch format {
 				case "verbose":
 					args = append(args, "-v")
-				case "json":
-					args = append(args, "--format", "json")
+				case "json", "hex", "base64":
+					args = append(args, "--format", format)
 				}
 				sub := start(t, args...)
 				sub.waitErr(t, fmt.Sprintf("granted QoS %d", qos))
@@ -36,8 +38,12 @@ func TestPubSubRoundTrip(t *testing.T) {
 				}
 				out := sub.out.String()
 				switch format {
-				case "text":
-					want := topic + "/a hello world\n" + topic + "/b \x00\xff\xfe\n"
+				case "text", "hex", "base64":
+					want := map[string]string{
+						"text":   topic + "/a hello world\n" + topic + "/b \x00\xff\xfe\n",
+						"hex":    topic + "/a 68656c6c6f20776f726c64\n" + topic + "/b 00fffe\n",
+						"base64": topic + "/a aGVsbG8gd29ybGQ=\n" + topic + "/b AP/+\n",
+					}[format]
 					if out != want {
 						t.Fatalf("got %q, want %q", out, want)
 					}
@@ -95,16 +101,23 @@ func TestPubSubRetainAndSession(t *testing.T) {
 		t.Parallel()
 		file := filepath.Join(t.TempDir(), "msg.bin")
 		os.WriteFile(file, []byte("line one\nline two\n"), 0o600)
-		sub := start(t, append([]string{"sub", "-t", "src/#", "-C", "6"}, host...)...)
+		sub := start(t, append([]string{"sub", "-t", "src/#", "-C", "10"}, host...)...)
 		sub.waitErr(t, "granted QoS 0")
 		mustRun(t, "", append([]string{"pub", "-t", "src/file", "--file", file}, host...)...)
 		mustRun(t, "first\n\nsecond\r\n", append([]string{"pub", "-t", "src/lines", "-M", "-q", "1"}, host...)...)
+		// MQTTX's spellings of line mode: -s -M, --line-mode, -lm.
+		mustRun(t, "s1\n", append([]string{"pub", "-t", "src/sM", "-s", "-M"}, host...)...)
+		mustRun(t, "lm1\n", append([]string{"pub", "-t", "src/linemode", "--line-mode"}, host...)...)
+		mustRun(t, "lm2\n", append([]string{"pub", "-t", "src/lm", "-lm", "-q", "2"}, host...)...)
 		mustRun(t, "", append([]string{"pub", "-t", "src/null", "-n"}, host...)...)
 		mustRun(t, "", append([]string{"pub", "-t", "src/rep", "-m", "r", "--repeat", "2"}, host...)...)
+		// -s alone: all of stdin, newlines included, one message.
+		mustRun(t, "a\nb\n", append([]string{"pub", "-t", "src/all", "-s"}, host...)...)
 		if code := sub.exit(t, 10*time.Second); code != 0 {
 			t.Fatalf("sub exit %d", code)
 		}
-		want := "src/file line one\nline two\n\nsrc/lines first\nsrc/lines second\nsrc/null \nsrc/rep r\nsrc/rep r\n"
+		want := "src/file line one\nline two\n\nsrc/lines first\nsrc/lines second\nsrc/sM s1\nsrc/linemode lm1\nsrc/lm lm2\n" +
+			"src/null \nsrc/rep r\nsrc/rep r\nsrc/all a\nb\n\n"
 		if got := sub.out.String(); got != want {
 			t.Fatalf("got %q\nwant %q", got, want)
 		}
@@ -170,5 +183,20 @@ func TestPropertiesReachSubscriber(t *testing.T) {
 			fmt.Sprint(p.UserProperties) != fmt.Sprint(want.user) {
 			t.Fatalf("message %d: properties %s", i, lines[i])
 		}
+	}
+}
+
+// -W bounds the wait: with -C, fewer messages than asked is exit 1 and one
+// line saying so.
+func TestSubTimeout(t *testing.T) {
+	t.Parallel()
+	_, port := startBroker(t)
+	t0 := time.Now()
+	out, errs, code := run(t, "", "sub", "-h", "127.0.0.1", "-p", port, "-t", "nothing/here", "-C", "1", "-W", "1", "--quiet")
+	if d := time.Since(t0); d < time.Second {
+		t.Fatalf("exited after %v, before -W 1", d)
+	}
+	if code != 1 || out != "" || errs != "vigil: sub: timed out after 1 s with 0 of 1 messages\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

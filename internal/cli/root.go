@@ -33,8 +33,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(stdin, stdout, stderr)
-	root.SetArgs(expandArgs(root, args))
-	err := root.ExecuteContext(ctx)
+	args, err := expandArgs(root, args)
+	if err != nil {
+		err = &exitError{code: 2, err: err}
+	} else {
+		root.SetArgs(args)
+		err = root.ExecuteContext(ctx)
+	}
 	if err == nil {
 		return 0
 	}
@@ -91,7 +96,7 @@ func newVersionCmd() *cobra.Command {
 		Use:     "version",
 		Short:   "Print the vigil version",
 		Example: "  vigil version",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v := Version
 			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {

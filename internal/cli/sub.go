@@ -55,7 +55,7 @@ reconnects by itself (--reconnect-period), resuming the session with
   vigil sub -t dev1/status -C 1 -W 30           # wait up to 30 s for one message
   # a persistent session: messages published while it is down arrive later
   vigil sub -i logger --no-clean -se 3600 -t 'logs/#' -q 1`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runSub(cmd, &f)
 		},
@@ -169,6 +169,15 @@ func runSub(cmd *cobra.Command, f *subFlags) error {
 			stderr.printf(nil, "vigil sub: connected to %s, session present: %s", cfg.Servers[0], yesNo(ca.SessionPresent))
 		}
 	}
+	// Callbacks run in order on the client's event goroutine: OnStop
+	// comes after the last status line.
+	stopped := make(chan struct{}, 1)
+	cfg.OnStop = func(error) {
+		select {
+		case stopped <- struct{}{}:
+		default:
+		}
+	}
 	c, err = client.New(cfg)
 	if err != nil {
 		return err
@@ -209,7 +218,7 @@ func runSub(cmd *cobra.Command, f *subFlags) error {
 			return nil
 		case <-enough:
 			return nil
-		case <-c.Done():
+		case <-stopped:
 			if err := c.Err(); err != nil && !errors.Is(err, client.ErrClosed) {
 				return fmt.Errorf("sub: %w", err)
 			}

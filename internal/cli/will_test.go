@@ -2,6 +2,7 @@ package cli
 
 import (
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,10 +31,14 @@ func TestWillDemo(t *testing.T) {
 				"--will-topic", id+"/status", "--will-message", "offline",
 				"--will-delay-interval", "10", "--session-expiry-interval", "300")
 			conn.waitOut(t, "session present: no")
-			conn.interrupt(t)
-			crashed := time.Now()
-			if !strings.Contains(conn.out.String(), "without DISCONNECT") {
-				t.Errorf("conn did not say it dropped the connection:\n%s", conn.out)
+			if err := conn.cmd.Process.Signal(syscall.SIGINT); err != nil { // Ctrl+C
+				t.Fatal(err)
+			}
+			// conn prints this line just before it drops the connection:
+			// the Will Delay runs from (just after) then.
+			crashed := conn.waitOut(t, "interrupted: dropping the connection without DISCONNECT")
+			if code := conn.exit(t, 10*time.Second); code != 0 {
+				t.Fatalf("conn: exit %d after Ctrl+C", code)
 			}
 
 			if reconnect {
