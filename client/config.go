@@ -96,7 +96,9 @@ type Config struct {
 	// when the connection is lost.
 	DisableReconnect bool
 	// ConnectRetry makes Connect keep trying (with backoff) when the first
-	// attempts fail, instead of returning the first error.
+	// attempts fail, instead of returning the first error. A redirection
+	// (Use Another Server or Server Moved with a Server Reference) is
+	// followed either way: it is not a retry.
 	ConnectRetry bool
 	// MinRetryInterval and MaxRetryInterval bound the reconnect delay of
 	// the default policy. 0 means 1 s and 1 min.

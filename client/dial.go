@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,9 +14,13 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Schemes lists the URL schemes a server may use, with their transport.
-// One list for the client, the CLI and the docs.
-var Schemes = map[string]string{
+// Schemes returns the URL schemes a server may use, each with its
+// transport ("tcp", "tls", "ws" or "wss"): one list for the client, the CLI
+// and the docs. The map is a copy; changing it changes nothing.
+func Schemes() map[string]string { return maps.Clone(schemes) }
+
+// schemes is read-only.
+var schemes = map[string]string{
 	"mqtt":  "tcp",
 	"tcp":   "tcp",
 	"mqtts": "tls",
@@ -25,6 +30,7 @@ var Schemes = map[string]string{
 	"wss":   "wss",
 }
 
+// defaultPorts is read-only.
 var defaultPorts = map[string]string{"tcp": "1883", "tls": "8883", "ws": "80", "wss": "443"}
 
 // serverURL is a parsed broker address.
@@ -48,7 +54,7 @@ func parseServer(raw string) (*serverURL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: server %q: %w", raw, err)
 	}
-	tr, ok := Schemes[strings.ToLower(u.Scheme)]
+	tr, ok := schemes[strings.ToLower(u.Scheme)]
 	if !ok {
 		return nil, fmt.Errorf("client: server %q: unknown scheme %q (use mqtt, tcp, mqtts, ssl, tls, ws or wss)", raw, u.Scheme)
 	}

@@ -161,29 +161,31 @@ func Example_requestResponse() {
 	// Prints: request-1: 12:00
 }
 
-// TestExamples runs the examples against a test broker.
+// TestExamples runs the examples against each test broker and checks what
+// they print.
 func TestExamples(t *testing.T) {
-	b := brokertest.Mosquitto(t, brokertest.Options{})
-	defer func(old string) { broker = old }(broker)
-	broker = "mqtt://" + b.Addr
-	log.SetOutput(io.Discard)
-	defer log.SetOutput(os.Stderr)
-	for _, ex := range []struct {
-		name string
-		f    func()
-		want string
-	}{
-		{"Example", Example, "example/sensors/kitchen/temperature = 21.5\n"},
-		{"Example_reconnect", Example_reconnect, "stopped\n"},
-		{"Example_requestResponse", Example_requestResponse, "request-1: 12:00\n"},
-	} {
-		t.Run(ex.name, func(t *testing.T) {
-			leakcheck.Check(t)
-			if got := captureStdout(t, ex.f); got != ex.want {
-				t.Fatalf("printed %q, want %q", got, ex.want)
-			}
-		})
-	}
+	forEachBroker(t, brokertest.Options{}, func(t *testing.T, b *brokertest.Broker) {
+		defer func(old string) { broker = old }(broker)
+		broker = "mqtt://" + b.Addr
+		log.SetOutput(io.Discard)
+		defer log.SetOutput(os.Stderr)
+		for _, ex := range []struct {
+			name string
+			f    func()
+			want string
+		}{
+			{"Example", Example, "example/sensors/kitchen/temperature = 21.5\n"},
+			{"Example_reconnect", Example_reconnect, "stopped\n"},
+			{"Example_requestResponse", Example_requestResponse, "request-1: 12:00\n"},
+		} {
+			t.Run(ex.name, func(t *testing.T) {
+				leakcheck.Check(t)
+				if got := captureStdout(t, ex.f); got != ex.want {
+					t.Fatalf("printed %q, want %q", got, ex.want)
+				}
+			})
+		}
+	})
 }
 
 func captureStdout(t *testing.T, f func()) string {

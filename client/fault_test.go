@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,9 +276,11 @@ func TestTakeoverNoFight(t *testing.T) {
 	})
 }
 
-// TestSlowHandlerKeepsAlive: a handler that blocks for several keep-alive
-// intervals, with the message buffer full, causes no keep-alive timeout;
-// the publisher's acknowledgements are not delayed by it.
+// TestSlowHandlerKeepsAlive: against real brokers, a handler that blocks
+// for several keep-alive intervals, with the message buffer full, causes no
+// keep-alive timeout on either side, and every message is handled once it
+// returns. (TestSlowHandlerDelaysNothing checks the subscriber's PUBACKs
+// and PINGREQs byte by byte on the fake clock.)
 func TestSlowHandlerKeepsAlive(t *testing.T) {
 	forEachBroker(t, brokertest.Options{}, func(t *testing.T, b *brokertest.Broker) {
 		ctx := ctxT(t, 30*time.Second)
@@ -335,5 +339,129 @@ func TestSlowHandlerKeepsAlive(t *testing.T) {
 		if c.State() != client.StateConnected {
 			t.Fatalf("state %v", c.State())
 		}
+	})
+}
+
+// refusalRecorder starts a proxy to upstream that records when it refuses
+// a connection (Refuse(true)); the event is emitted before the reset is
+// sent, so it precedes the client's reaction.
+func refusalRecorder(t *testing.T, upstream string) (*faultproxy.Proxy, string, func() []time.Time) {
+	t.Helper()
+	var mu sync.Mutex
+	var refusals []time.Time
+	p := faultproxy.New(upstream)
+	p.OnEvent = func(e faultproxy.Event) {
+		if e.Kind == faultproxy.EventRefuse && !strings.HasPrefix(e.Detail, "refuse new connections") {
+			mu.Lock()
+			refusals = append(refusals, e.Time)
+			mu.Unlock()
+		}
+	}
+	addr, err := p.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p, addr.String(), func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(refusals)
+	}
+}
+
+// TestRefusedPathBackoff: the path to the broker breaks (reset) and every
+// new connection is refused. Seen from the proxy, the attempts are spaced
+// by the delays the client announced in OnReconnecting (at least that long,
+// never much longer), each delay within the default policy's full-jitter
+// window [Min, min(Max, Min x 2^n)]; with MaxReconnectAttempts 6 the client
+// stops after the sixth refused attempt, with ErrMaxReconnectAttempts.
+func TestRefusedPathBackoff(t *testing.T) {
+	forEachBroker(t, brokertest.Options{}, func(t *testing.T, b *brokertest.Broker) {
+		const (
+			lo, hi   = 100 * time.Millisecond, 400 * time.Millisecond
+			attempts = 6
+			slack    = 500 * time.Millisecond // a loaded machine under -race
+		)
+		p, addr, refusals := refusalRecorder(t, b.Addr)
+		ev := newEvents()
+		cfg := client.Config{Servers: []string{addr}, ClientID: "refused-path",
+			MinRetryInterval: lo, MaxRetryInterval: hi, MaxReconnectAttempts: attempts}
+		ev.install(&cfg)
+		c := newClient(t, cfg)
+		if err := c.Connect(ctxT(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		p.Refuse(true)
+		resetAt := time.Now()
+		p.Reset(faultproxy.All)
+		err := recv(t, ev.stop, 20*time.Second, "OnStop")
+		if !errors.Is(err, client.ErrMaxReconnectAttempts) || !errors.Is(c.Err(), client.ErrMaxReconnectAttempts) {
+			t.Fatalf("stopped with %v", err)
+		}
+		if c.State() != client.StateStopped {
+			t.Fatalf("state %v", c.State())
+		}
+		got := refusals()
+		if len(got) != attempts || len(ev.reconnect) != attempts {
+			t.Fatalf("%d attempts refused, %d OnReconnecting; want %d each", len(got), len(ev.reconnect), attempts)
+		}
+		prev := resetAt
+		var report []string
+		for i, at := range got {
+			r := <-ev.reconnect
+			ceiling := min(hi, lo<<(i+1))
+			if r.attempt != i+1 || r.delay < lo || r.delay > ceiling {
+				t.Errorf("OnReconnecting(%d, %v), want attempt %d within [%v, %v]", r.attempt, r.delay, i+1, lo, ceiling)
+			}
+			gap := at.Sub(prev)
+			if gap < r.delay || gap > r.delay+slack {
+				t.Errorf("attempt %d came %v after the previous one, announced delay %v", i+1, gap, r.delay)
+			}
+			report = append(report, fmt.Sprintf("%v/%v", r.delay.Round(time.Millisecond), gap.Round(time.Millisecond)))
+			prev = at
+		}
+		t.Logf("delay/actual gap per attempt: %s", strings.Join(report, " "))
+	})
+}
+
+// TestRefusedAtStart: the broker is unreachable when the device boots.
+// Without ConnectRetry, Connect returns the first failure and the client
+// stops; with it, the client keeps trying and Connect returns once the
+// path is back.
+func TestRefusedAtStart(t *testing.T) {
+	forEachBroker(t, brokertest.Options{}, func(t *testing.T, b *brokertest.Broker) {
+		p, addr, refusals := refusalRecorder(t, b.Addr)
+		p.Refuse(true)
+
+		ev := newEvents()
+		cfg := client.Config{Servers: []string{addr}, ClientID: "boot-once",
+			MinRetryInterval: 50 * time.Millisecond, MaxRetryInterval: 200 * time.Millisecond}
+		ev.install(&cfg)
+		once := newClient(t, cfg)
+		if err := once.Connect(ctxT(t, 10*time.Second)); err == nil {
+			t.Fatal("Connect succeeded through a refusing path")
+		}
+		recv(t, ev.stop, 5*time.Second, "OnStop")
+		if once.State() != client.StateStopped || len(ev.reconnect) != 0 || len(refusals()) != 1 {
+			t.Fatalf("state %v, %d reconnects, %d attempts: want one attempt and a stop",
+				once.State(), len(ev.reconnect), len(refusals()))
+		}
+
+		ev = newEvents()
+		cfg.ClientID, cfg.ConnectRetry = "boot-retry", true
+		ev.install(&cfg)
+		retry := newClient(t, cfg)
+		connected := make(chan error, 1)
+		go func() { connected <- retry.Connect(ctxT(t, 20*time.Second)) }()
+		recv(t, ev.reconnect, 5*time.Second, "OnReconnecting")
+		recv(t, ev.reconnect, 5*time.Second, "OnReconnecting")
+		if retry.State() == client.StateConnected {
+			t.Fatal("connected through a refusing path")
+		}
+		p.Refuse(false)
+		if err := recv(t, connected, 10*time.Second, "Connect"); err != nil {
+			t.Fatal(err)
+		}
+		recv(t, ev.connect, 5*time.Second, "OnConnect")
 	})
 }

@@ -66,7 +66,9 @@ func classify(err error) (action, *ReasonError) {
 	return actRetry, re
 }
 
-// maxRedirects bounds consecutive redirections followed without backoff.
+// maxRedirects bounds the redirections followed without a backoff wait in
+// between, so that servers that redirect to each other cannot make the
+// client spin.
 const maxRedirects = 3
 
 func (c *Client) manage(ctx context.Context, first chan<- error) {
@@ -127,12 +129,29 @@ func (c *Client) manage(ctx context.Context, first chan<- error) {
 		}
 
 		act, re := classify(err)
-		if !connected && !s.ConnectRetry {
+		if connected && s.DisableReconnect {
 			c.finish(err)
 			report(err)
 			return
 		}
-		if connected && s.DisableReconnect {
+		// A redirection is not a retry: it is followed at once, on the
+		// first Connect too (without ConnectRetry), at most maxRedirects
+		// times between two backoff waits.
+		if act == actRedirect && redirects < maxRedirects {
+			ref, rerr := u.reference(re.ServerReference)
+			if rerr == nil {
+				redirects++
+				if re.Code == packet.ServerMoved {
+					moved = ref
+				} else {
+					redirect = ref
+				}
+				c.log.Info("redirected by server", "code", re.Code, "to", ref.String())
+				continue
+			}
+			c.log.Warn("ignoring server reference", "reference", re.ServerReference, "err", rerr)
+		}
+		if !connected && !s.ConnectRetry {
 			c.finish(err)
 			report(err)
 			return
@@ -150,25 +169,8 @@ func (c *Client) manage(ctx context.Context, first chan<- error) {
 				report(c.Err())
 				return
 			}
-		case actRedirect:
-			if redirects < maxRedirects {
-				ref, rerr := u.reference(re.ServerReference)
-				if rerr == nil {
-					redirects++
-					if re.Code == packet.ServerMoved {
-						moved = ref
-					} else {
-						redirect = ref
-					}
-					c.log.Info("redirected by server", "code", re.Code, "to", ref.String())
-					continue
-				}
-				c.log.Warn("ignoring server reference", "reference", re.ServerReference, "err", rerr)
-			}
 		}
-		if act != actRedirect {
-			redirects = 0
-		}
+		redirects = 0 // a backoff wait follows
 
 		attempt++
 		if s.MaxReconnectAttempts > 0 && attempt > s.MaxReconnectAttempts {

@@ -201,8 +201,10 @@ func (p *Proxy) serve(ctx context.Context, l net.Listener) error {
 		p.wg.Add(1)
 		p.mu.Unlock()
 		if refuse {
-			resetConn(c)
+			// The event first: whoever watches events sees the refusal
+			// before the client can react to it.
 			p.emit(All, EventRefuse, c.RemoteAddr().String())
+			resetConn(c)
 			p.wg.Done()
 			continue
 		}

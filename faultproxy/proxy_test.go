@@ -268,6 +268,11 @@ func TestRefuse(t *testing.T) {
 			t.Fatal("refused connection readable")
 		}
 	}
+	// The refusal is reported before the reset is sent, so a test that
+	// watches events sees it before its client fails.
+	if got := rec.kinds(); got != "refuse,refuse" {
+		t.Fatalf("events when the client saw the reset: %s, want refuse,refuse", got)
+	}
 	p.Refuse(false)
 	c2 := dial(t, addr)
 	if _, err := roundTrip(c2, "ok", 2*time.Second); err != nil {

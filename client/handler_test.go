@@ -1,0 +1,118 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigilmq/vigil/client"
+	"github.com/vigilmq/vigil/client/internal/leakcheck"
+	"github.com/vigilmq/vigil/packet"
+)
+
+// TestHandlersPerFilter (fake clock): a message goes to the handler of
+// every subscription whose filter matches it, in arrival order; to the
+// default handler when none matches (a subscription without a handler, or
+// no subscription at all). Unsubscribe and a refused filter remove their
+// handlers.
+func TestHandlersPerFilter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pn := newPipeNet()
+		var mu sync.Mutex
+		var log []string
+		handler := func(name string) client.Handler {
+			return func(m *packet.Publish) {
+				mu.Lock()
+				log = append(log, name+":"+m.Topic)
+				mu.Unlock()
+			}
+		}
+		seen := func() string {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			s := fmt.Sprint(log)
+			log = nil
+			return s
+		}
+		c := newPipeClient(t, pn, client.Config{Servers: []string{"broker:1883"}, ClientID: "handlers", KeepAlive: -1,
+			DefaultHandler: handler("D")})
+		ctx := context.Background()
+		connected := make(chan error, 1)
+		go func() { connected <- c.Connect(ctx) }()
+		fc := pn.accept(t)
+		fc.connack(t, &packet.Connack{})
+		if err := <-connected; err != nil {
+			t.Fatal(err)
+		}
+		in := fc.packets()
+		// ack answers the next SUBSCRIBE or UNSUBSCRIBE with codes.
+		ack := func(codes ...packet.ReasonCode) {
+			switch p := recv(t, in, time.Second, "SUBSCRIBE or UNSUBSCRIBE").p.(type) {
+			case *packet.Subscribe:
+				fc.send(t, &packet.Suback{Version: packet.V5, PacketID: p.PacketID, ReasonCodes: codes})
+			case *packet.Unsubscribe:
+				fc.send(t, &packet.Unsuback{Version: packet.V5, PacketID: p.PacketID, ReasonCodes: codes})
+			default:
+				t.Fatalf("got %s", p.Type())
+			}
+		}
+		deliver := func(topics ...string) {
+			for _, topic := range topics {
+				fc.send(t, &packet.Publish{Version: packet.V5, Topic: topic})
+			}
+		}
+
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Subscribe(ctx, client.Sub("a/+", 1, handler("A")), client.Sub("a/b", 1, handler("B")),
+				client.Sub("c/#", 0, nil), client.Sub("x/#", 1, handler("X")))
+			done <- err
+		}()
+		ack(packet.GrantedQoS1, packet.GrantedQoS1, packet.GrantedQoS0, packet.NotAuthorized)
+		var re *client.ReasonError
+		if err := <-done; !errors.As(err, &re) || re.Code != packet.NotAuthorized {
+			t.Fatalf("Subscribe: %v, want the refusal of x/#", err)
+		}
+		deliver("a/b", "a/c", "c/d", "z", "x/1")
+		if got, want := seen(), "[A:a/b B:a/b A:a/c D:c/d D:z D:x/1]"; got != want {
+			t.Fatalf("handled %s, want %s", got, want)
+		}
+
+		go func() { _, err := c.Unsubscribe(ctx, "a/+"); done <- err }()
+		ack(packet.Success)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		deliver("a/b", "a/c")
+		if got, want := seen(), "[B:a/b D:a/c]"; got != want {
+			t.Fatalf("after Unsubscribe: handled %s, want %s", got, want)
+		}
+	})
+}
+
+// TestOfflineQueueBounded: while offline, MaxQueued messages (QoS 0 ones
+// included) are queued; the next Publish waits for room and gives up with
+// its context, removing nothing else.
+func TestOfflineQueueBounded(t *testing.T) {
+	leakcheck.Check(t)
+	c := newClient(t, client.Config{Servers: []string{"127.0.0.1:1"}, ClientID: "bounded", MaxQueued: 3})
+	for qos := range byte(3) {
+		if err := c.PublishAsync(ctxT(t, time.Second), &packet.Publish{Topic: "q", QoS: qos}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := c.PublishAsync(ctx, &packet.Publish{Topic: "q", QoS: 1})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("fourth PublishAsync: %v, want to wait for room until the deadline", err)
+	}
+	if n := c.Queued(); n != 3 {
+		t.Fatalf("Queued() = %d, want 3", n)
+	}
+}

@@ -1,0 +1,219 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/vigilmq/vigil/client"
+	"github.com/vigilmq/vigil/packet"
+)
+
+// TestKeepAliveTiming (fake clock): an idle client sends PINGREQ exactly
+// every Keep Alive while the server answers [MQTT-3.1.2-23], and also Keep
+// Alive after the last packet received when it only sends; traffic in both
+// directions pushes the next PINGREQ back; when the server falls
+// silent the connection is closed exactly Keep Alive + PingTimeout (1.5 x
+// Keep Alive) after the last packet arrived, as a keep-alive timeout. The
+// server's Server Keep Alive replaces the client's value [MQTT-3.2.2-21].
+func TestKeepAliveTiming(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		clientKA time.Duration
+		serverKA uint16 // Server Keep Alive in CONNACK; 0: absent
+		ka       time.Duration
+	}{
+		{"KeepAlive", 10 * time.Second, 0, 10 * time.Second},
+		{"ServerKeepAlive", 60 * time.Second, 4, 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pn := newPipeNet()
+				ev := newEvents()
+				cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "ka", KeepAlive: tc.clientKA,
+					DisableReconnect: true}
+				ev.install(&cfg)
+				c := newPipeClient(t, pn, cfg)
+				connected := make(chan error, 1)
+				go func() { connected <- c.Connect(context.Background()) }()
+				fc := pn.accept(t)
+				if got := time.Duration(fc.connect.KeepAlive) * time.Second; got != tc.clientKA {
+					t.Fatalf("CONNECT Keep Alive %v, want %v", got, tc.clientKA)
+				}
+				ca := &packet.Connack{}
+				ca.Props.ServerKeepAlive = tc.serverKA
+				fc.connack(t, ca)
+				if err := <-connected; err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				at := func() time.Duration { return time.Since(start) }
+				ka := tc.ka
+
+				// Idle, server answering: PINGREQ at ka, 2ka, 3ka.
+				for i := 1; i <= 3; i++ {
+					p, err := fc.read(time.Hour, true)
+					if err != nil {
+						t.Fatal(err)
+					}
+					mustType[*packet.Pingreq](t, p)
+					if want := time.Duration(i) * ka; at() != want {
+						t.Fatalf("PINGREQ %d at %v, want %v", i, at(), want)
+					}
+					fc.send(t, &packet.Pingresp{})
+				}
+
+				// At 3.5ka the client publishes but receives nothing: the
+				// next PINGREQ is still due at 4ka, ka after the last
+				// packet received, so a publish-only client probes the path.
+				time.Sleep(ka / 2)
+				if err := c.PublishAsync(context.Background(), &packet.Publish{Topic: "out"}); err != nil {
+					t.Fatal(err)
+				}
+				expect := func(want time.Duration, kind packet.Type) {
+					t.Helper()
+					p, err := fc.read(time.Hour, true)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if p.Type() != kind || at() != want {
+						t.Fatalf("%s at %v, want %s at %v", p.Type(), at(), kind, want)
+					}
+				}
+				expect(7*ka/2, packet.PUBLISH)
+				expect(4*ka, packet.PINGREQ)
+				fc.send(t, &packet.Pingresp{})
+
+				// At 4.5ka a message arrives and one is sent: the next
+				// PINGREQ is due at 5.5ka, not at 5ka.
+				time.Sleep(ka / 2)
+				fc.send(t, &packet.Publish{Version: packet.V5, Topic: "in"})
+				if err := c.PublishAsync(context.Background(), &packet.Publish{Topic: "out"}); err != nil {
+					t.Fatal(err)
+				}
+				expect(9*ka/2, packet.PUBLISH)
+				expect(11*ka/2, packet.PINGREQ)
+
+				// No PINGRESP: the last packet arrived at 4.5ka, so the
+				// connection is declared dead at 4.5ka + 1.5ka = 6ka.
+				if p, err := fc.read(time.Hour, true); err == nil {
+					t.Fatalf("read %s from a client that should have closed", p.Type())
+				}
+				if want := 6 * ka; at() != want {
+					t.Fatalf("connection closed at %v, want %v", at(), want)
+				}
+				l := recv(t, ev.lost, time.Second, "OnConnectionLost")
+				if !errors.Is(l.err, client.ErrKeepAliveTimeout) || l.reason != packet.KeepAliveTimeout {
+					t.Fatalf("lost with %v (%v), want a keep-alive timeout", l.err, l.reason)
+				}
+				if d := c.LastDisconnect(); d.Reason != packet.KeepAliveTimeout || d.At.Sub(start) != 6*ka {
+					t.Fatalf("LastDisconnect %+v", d)
+				}
+				recv(t, ev.stop, time.Second, "OnStop") // DisableReconnect
+			})
+		})
+	}
+}
+
+// TestSlowHandlerDelaysNothing (fake clock): a handler stuck for 95 s
+// (9.5 x Keep Alive) delays neither the PUBACKs of the messages that fit
+// in the buffer nor keep alive: PINGREQ still goes out every 10 s and the
+// connection survives. The buffer is bounded: with MessageBuffer 2, one
+// message in the handler and two waiting, the fourth is read but not
+// acknowledged, and nothing more is read, until the handler returns. Then
+// every message reaches the handler, in order.
+func TestSlowHandlerDelaysNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pn := newPipeNet()
+		ev := newEvents()
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var handled []string
+		cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "slow", KeepAlive: 10 * time.Second,
+			MessageBuffer: 2,
+			DefaultHandler: func(m *packet.Publish) {
+				<-release
+				mu.Lock()
+				handled = append(handled, string(m.Payload))
+				mu.Unlock()
+			}}
+		ev.install(&cfg)
+		c := newPipeClient(t, pn, cfg)
+		var once sync.Once
+		unblock := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(unblock) // runs before the client's cleanup
+		connected := make(chan error, 1)
+		go func() { connected <- c.Connect(context.Background()) }()
+		fc := pn.accept(t)
+		fc.connack(t, &packet.Connack{})
+		if err := <-connected; err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		in := fc.packets()
+		sent := make(chan struct{})
+		go func() { // the server's writer: six QoS 1 messages
+			defer close(sent)
+			for i := 1; i <= 6; i++ {
+				fc.send(t, &packet.Publish{Version: packet.V5, Topic: "slow", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint(i))})
+			}
+		}()
+
+		time.Sleep(95 * time.Second)
+		var acks []uint16
+		var pings []time.Duration
+		for _, tp := range drain(in) {
+			switch p := tp.p.(type) {
+			case *packet.Ack:
+				if p.Kind != packet.PUBACK || tp.at != start {
+					t.Fatalf("%s %d at %v", p.Kind, p.PacketID, tp.at.Sub(start))
+				}
+				acks = append(acks, p.PacketID)
+			case *packet.Pingreq:
+				pings = append(pings, tp.at.Sub(start))
+			default:
+				t.Fatalf("unexpected %s", p.Type())
+			}
+		}
+		if fmt.Sprint(acks) != "[1 2 3]" {
+			t.Fatalf("PUBACKs while the handler is stuck: %v, want [1 2 3] at once", acks)
+		}
+		if len(pings) != 9 {
+			t.Fatalf("PINGREQs at %v, want every 10 s", pings)
+		}
+		for i, at := range pings {
+			if want := time.Duration(i+1) * 10 * time.Second; at != want {
+				t.Fatalf("PINGREQ %d at %v, want %v", i+1, at, want)
+			}
+		}
+		if len(ev.lost) != 0 || c.State() != client.StateConnected {
+			t.Fatalf("connection lost behind a stuck handler (state %v)", c.State())
+		}
+
+		unblock()
+		<-sent
+		synctest.Wait()
+		acks = acks[:0]
+		for _, tp := range drain(in) {
+			if a, ok := tp.p.(*packet.Ack); ok && a.Kind == packet.PUBACK {
+				acks = append(acks, a.PacketID)
+			}
+		}
+		if fmt.Sprint(acks) != "[4 5 6]" {
+			t.Fatalf("PUBACKs after the handler returned: %v, want [4 5 6]", acks)
+		}
+		mu.Lock()
+		got := fmt.Sprint(handled)
+		mu.Unlock()
+		if got != "[1 2 3 4 5 6]" {
+			t.Fatalf("handled %s, want [1 2 3 4 5 6] in order", got)
+		}
+		if err := c.Disconnect(context.Background(), packet.NormalDisconnection); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
