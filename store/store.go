@@ -50,6 +50,26 @@ type Store interface {
 	Close() error
 }
 
+// QueueReader is implemented by a Store that reads a session's stored
+// deliveries on demand; both stores in this module do. With it a broker
+// need not hold every offline session's queue in memory: it can load the
+// head of each queue at start (LoadHeads) and read the rest, page by page,
+// as the queue drains (Deliveries), so that queued messages of offline
+// sessions live on disk only.
+type QueueReader interface {
+	// LoadHeads is Load, except that each session gets at most queued of
+	// its queued deliveries (PacketID 0), the oldest ones, besides all its
+	// in-flight ones; SessionState.QueuedLeft counts the queued
+	// deliveries left out. A negative queued loads them all, as Load does.
+	LoadHeads(ctx context.Context, queued int) (*State, error)
+	// Deliveries returns the stored deliveries of clientID, queued and in
+	// flight, whose Seq is above after, in Seq order, at most limit of
+	// them (limit <= 0: all). It sees every op appended before the call,
+	// durable or not. It may wait for the committer and read the disk:
+	// call it without holding broker locks.
+	Deliveries(ctx context.Context, clientID string, after uint64, limit int) ([]*Delivery, error)
+}
+
 // Sync is a durability mode.
 type Sync int
 
@@ -105,6 +125,9 @@ type SessionState struct {
 	Subscriptions []Subscription
 	Deliveries    []*Delivery // in Seq order
 	Inbound       []uint16    // QoS 2 packet identifiers awaiting PUBREL
+	// QueuedLeft is the number of queued deliveries stored but not in
+	// Deliveries; only QueueReader.LoadHeads leaves some out.
+	QueuedLeft int
 }
 
 // Session is a session's own record.

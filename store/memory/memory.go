@@ -43,7 +43,10 @@ type client struct {
 	inbound    map[uint16]struct{}
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.QueueReader = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New() *Store {
@@ -149,7 +152,12 @@ func (s *Store) Flush(ctx context.Context) error { return ctx.Err() }
 // order and inbound packet identifiers in ascending order; retained
 // messages in topic order. Data of a client without a session record (for
 // example subscriptions appended before the session was) is left out.
-func (s *Store) Load(ctx context.Context) (*store.State, error) {
+func (s *Store) Load(ctx context.Context) (*store.State, error) { return s.LoadHeads(ctx, -1) }
+
+// LoadHeads is Load with at most queued queued deliveries (PacketID 0) per
+// session, the oldest; SessionState.QueuedLeft counts the others. A
+// negative queued loads them all. See store.QueueReader.
+func (s *Store) LoadHeads(ctx context.Context, queued int) (*store.State, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -165,10 +173,17 @@ func (s *Store) Load(ctx context.Context) (*store.State, error) {
 			ss.Subscriptions = append(ss.Subscriptions, sub)
 		}
 		slices.SortFunc(ss.Subscriptions, func(a, b store.Subscription) int { return cmp.Compare(a.Sub.Filter, b.Sub.Filter) })
-		for _, d := range c.deliveries {
+		heads := 0
+		for _, d := range sortedDeliveries(c, 0) {
+			if d.PacketID == 0 && queued >= 0 {
+				if heads == queued {
+					ss.QueuedLeft++
+					continue
+				}
+				heads++
+			}
 			ss.Deliveries = append(ss.Deliveries, cloneDelivery(d))
 		}
-		slices.SortFunc(ss.Deliveries, func(a, b *store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 		for id := range c.inbound {
 			ss.Inbound = append(ss.Inbound, id)
 		}
@@ -181,6 +196,42 @@ func (s *Store) Load(ctx context.Context) (*store.State, error) {
 	}
 	slices.SortFunc(st.Retained, func(a, b *store.Message) int { return cmp.Compare(a.Topic, b.Topic) })
 	return st, nil
+}
+
+// Deliveries returns copies of the deliveries of clientID with Seq above
+// after, in Seq order, at most limit (limit <= 0: all). See
+// store.QueueReader.
+func (s *Store) Deliveries(ctx context.Context, clientID string, after uint64, limit int) ([]*store.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.clients[clientID]
+	if c == nil {
+		return nil, nil
+	}
+	ds := sortedDeliveries(c, after)
+	if limit > 0 && len(ds) > limit {
+		ds = ds[:limit]
+	}
+	for i, d := range ds {
+		ds[i] = cloneDelivery(d)
+	}
+	return ds, nil
+}
+
+// sortedDeliveries returns c's deliveries with Seq above after, in Seq
+// order (shared, not copied).
+func sortedDeliveries(c *client, after uint64) []*store.Delivery {
+	var ds []*store.Delivery
+	for _, d := range c.deliveries {
+		if d.Seq > after {
+			ds = append(ds, d)
+		}
+	}
+	slices.SortFunc(ds, func(a, b *store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return ds
 }
 
 // Close does nothing: the state stays, so that a new broker over the same

@@ -607,6 +607,15 @@ func decodeDelivery(seq uint64, v []byte) (*store.Delivery, error) {
 	return r, d.done()
 }
 
+// deliveryPacketID reads only the packet identifier of a delivery record
+// (0 while queued), without decoding its message.
+func deliveryPacketID(v []byte) (uint16, error) {
+	d := decoder{b: v}
+	d.byte() // flags
+	pid := d.uint16()
+	return pid, d.err
+}
+
 func decodeDeliveryState(v []byte) (pid uint16, released bool, err error) {
 	d := decoder{b: v}
 	f := d.byte()

@@ -118,7 +118,11 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeAll(b)
+		pid, pidErr := deliveryPacketID(b)
 		if d, err := decodeDelivery(1, b); err == nil {
+			if pidErr != nil || pid != d.PacketID {
+				t.Fatalf("deliveryPacketID = %d, %v; the record has %d", pid, pidErr, d.PacketID)
+			}
 			d2, err := decodeDelivery(1, appendDelivery(nil, d))
 			if err != nil || !reflect.DeepEqual(d, d2) {
 				t.Fatalf("delivery does not round-trip: %+v then %+v (%v)", d, d2, err)

@@ -46,3 +46,45 @@ func ExampleOpen() {
 	// durable: true
 	// sessions: 1 sensor-1
 }
+
+// A broker that keeps offline queues on disk loads only the head of each
+// queue at start and reads the rest in pages as the queue drains.
+func ExampleStore_LoadHeads() {
+	dir, err := os.MkdirTemp("", "vigil-store")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := pebble.Open(dir, pebble.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	s.Append(store.PutSession(&store.Session{ClientID: "sensor-1", Expiry: 3600}))
+	for seq := uint64(1); seq <= 10; seq++ {
+		s.Append(store.PutDelivery("sensor-1", &store.Delivery{Seq: seq, QoS: 1,
+			Message: &store.Message{Topic: "cmd", Payload: []byte(fmt.Sprint(seq)), QoS: 1}}))
+	}
+
+	ctx := context.Background()
+	st, err := s.LoadHeads(ctx, 4) // at most 4 queued messages per session in memory
+	if err != nil {
+		log.Fatal(err)
+	}
+	sess := st.Sessions[0]
+	fmt.Println("loaded:", len(sess.Deliveries), "left on disk:", sess.QueuedLeft)
+
+	// The client drained those: read the next page.
+	last := sess.Deliveries[len(sess.Deliveries)-1].Seq
+	page, err := s.Deliveries(ctx, "sensor-1", last, 4)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range page {
+		fmt.Print(string(d.Message.Payload), " ")
+	}
+	fmt.Println()
+	// Output:
+	// loaded: 4 left on disk: 6
+	// 5 6 7 8
+}

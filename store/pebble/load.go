@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/vigilmq/vigil/store"
@@ -17,7 +19,13 @@ import (
 // order; retained messages in topic order. Records of a client without a
 // session record, and state records without their delivery, are left out.
 // A record that cannot be decoded fails Load with an error naming its key.
-func (s *Store) Load(ctx context.Context) (*store.State, error) {
+func (s *Store) Load(ctx context.Context) (*store.State, error) { return s.LoadHeads(ctx, -1) }
+
+// LoadHeads is Load with at most queued queued deliveries (PacketID 0) per
+// session, the oldest; SessionState.QueuedLeft counts the others, whose
+// records are not decoded. A negative queued loads them all. See
+// store.QueueReader.
+func (s *Store) LoadHeads(ctx context.Context, queued int) (*store.State, error) {
 	if err := s.waitCommitted(ctx); err != nil {
 		return nil, err
 	}
@@ -33,6 +41,8 @@ func (s *Store) Load(ctx context.Context) (*store.State, error) {
 	l := loader{
 		clients: make(map[string]*store.SessionState),
 		states:  make(map[string]map[uint64]deliveryState),
+		queued:  queued,
+		heads:   make(map[string]int),
 	}
 	st := &store.State{}
 	n := 0
@@ -57,7 +67,7 @@ func (s *Store) Load(ctx context.Context) (*store.State, error) {
 		return nil, fmt.Errorf("store: reading %s: %w", s.dir, err)
 	}
 	for _, c := range l.clients {
-		l.orphans += len(c.Subscriptions) + len(c.Deliveries) + len(c.Inbound)
+		l.orphans += len(c.Subscriptions) + len(c.Deliveries) + len(c.Inbound) + c.QueuedLeft
 	}
 	if l.orphans > 0 {
 		s.log.Warn("store: ignored records of clients without a session record", "records", l.orphans)
@@ -76,6 +86,8 @@ type deliveryState struct {
 type loader struct {
 	clients map[string]*store.SessionState
 	states  map[string]map[uint64]deliveryState
+	queued  int            // most queued deliveries loaded per session; < 0: all
+	heads   map[string]int // queued deliveries loaded, by client
 	orphans int
 }
 
@@ -163,14 +175,32 @@ func (l *loader) record(st *store.State, k, v []byte) error {
 		if !ok {
 			return errCorrupt
 		}
-		d, err := decodeDelivery(binary.BigEndian.Uint64(tail), v)
+		seq := binary.BigEndian.Uint64(tail)
+		fs, stated := l.states[cid][seq]
+		c := l.client(cid)
+		if l.queued >= 0 {
+			pid := fs.pid
+			if !stated {
+				var err error
+				if pid, err = deliveryPacketID(v); err != nil {
+					return err
+				}
+			}
+			if pid == 0 {
+				if l.heads[cid] == l.queued {
+					c.QueuedLeft++
+					return nil
+				}
+				l.heads[cid]++
+			}
+		}
+		d, err := decodeDelivery(seq, v)
 		if err != nil {
 			return err
 		}
-		if fs, ok := l.states[cid][d.Seq]; ok {
+		if stated {
 			d.PacketID, d.Released = fs.pid, fs.released
 		}
-		c := l.client(cid)
 		c.Deliveries = append(c.Deliveries, d)
 	case prefixRetained:
 		m, err := decodeMessage(v)
@@ -183,6 +213,107 @@ func (l *loader) record(st *store.State, k, v []byte) error {
 		st.Retained = append(st.Retained, m)
 	default:
 		return fmt.Errorf("unknown key prefix %q", k[0])
+	}
+	return nil
+}
+
+// Deliveries returns the deliveries of clientID with Seq above after, in
+// Seq order, at most limit of them (limit <= 0: all), with their state
+// records merged in. It first waits until every op appended before it is
+// committed, so it sees them all. See store.QueueReader.
+func (s *Store) Deliveries(ctx context.Context, clientID string, after uint64, limit int) ([]*store.Delivery, error) {
+	if err := checkName("client id", clientID); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
+	if err := s.waitCommitted(ctx); err != nil {
+		return nil, err
+	}
+	s.lifeMu.RLock()
+	defer s.lifeMu.RUnlock()
+	if s.dbClosed {
+		return nil, store.ErrClosed
+	}
+	// Both key ranges: from <prefix>\x00<cid>\x00<after+1> up to the end
+	// of the client's prefix.
+	bounds := func(prefix byte) *pebble.IterOptions {
+		lo := appendSeqKey(nil, prefix, clientID, after+1)
+		hi := appendClientPrefix(nil, prefix, clientID)
+		hi[len(hi)-1] = 1
+		return &pebble.IterOptions{LowerBound: lo, UpperBound: hi}
+	}
+	states := make(map[uint64]deliveryState)
+	err := s.scan(ctx, bounds(prefixState), func(k, v []byte) error {
+		pid, released, err := decodeDeliveryState(v)
+		if err != nil {
+			return err
+		}
+		states[binary.BigEndian.Uint64(k[len(k)-8:])] = deliveryState{pid, released}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ds []*store.Delivery
+	err = s.scan(ctx, bounds(prefixDelivery), func(k, v []byte) error {
+		d, err := decodeDelivery(binary.BigEndian.Uint64(k[len(k)-8:]), v)
+		if err != nil {
+			return err
+		}
+		if fs, ok := states[d.Seq]; ok {
+			d.PacketID, d.Released = fs.pid, fs.released
+		}
+		ds = append(ds, d)
+		if limit > 0 && len(ds) == limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop")
+
+// scan calls fn for every key in opts' bounds, in order, until fn returns
+// an error (errStop ends the scan without one). The caller holds lifeMu.
+func (s *Store) scan(ctx context.Context, opts *pebble.IterOptions, fn func(k, v []byte) error) error {
+	it, err := s.db.NewIterWithContext(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: reading %s: %w", s.dir, err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if n++; n%4096 == 0 && err == nil {
+			err = ctx.Err()
+		}
+		if err == nil {
+			k := it.Key()
+			if len(k) < 8 {
+				err = errCorrupt
+			} else {
+				err = fn(k, v)
+			}
+			if err != nil && !errors.Is(err, errStop) {
+				err = fmt.Errorf("key %q: %w", k, err)
+			}
+		}
+		if err != nil {
+			_ = it.Close()
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return fmt.Errorf("store: %s: %w", s.dir, err)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("store: reading %s: %w", s.dir, err)
 	}
 	return nil
 }

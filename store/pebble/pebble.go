@@ -83,6 +83,10 @@ type Options struct {
 	// Logger receives the store's and pebble's messages; nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// fs is the file system under the store; nil means the operating
+	// system's. Tests set it to observe writes and fsyncs.
+	fs vfs.FS
 }
 
 // Store is a store.Store kept in a pebble database in one directory. It is
@@ -129,7 +133,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.QueueReader = (*Store)(nil)
+)
 
 // Open opens the store in dir, creating the directory and an empty store
 // if needed, and starts its committer. It fails with a clear error when
@@ -152,7 +159,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("store: creating data directory: %w", err)
 	}
-	lock, err := pebble.LockDirectory(abs, vfs.Default)
+	base := opts.fs
+	if base == nil {
+		base = vfs.Default
+	}
+	lock, err := pebble.LockDirectory(abs, base)
 	if err != nil {
 		if lockHeld(err) {
 			return nil, fmt.Errorf("store: data directory %s is in use by another broker (its LOCK file is locked): %w", abs, err)
@@ -168,10 +179,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
-	fsys := vfs.Default
+	fsys := base
 	switch opts.Sync {
 	case store.SyncBatch:
-		s.wal = newWalFS(vfs.Default, opts.SyncInterval, func(err error) {
+		s.wal = newWalFS(base, opts.SyncInterval, func(err error) {
 			log.Error("store: background fsync failed; the store stops accepting writes", "err", err)
 		})
 		fsys = s.wal

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) (store.Store, func() store.Store)
 		{"ConcurrentAppend", testConcurrentAppend},
 		{"Reopen", testReopen},
 		{"Flush", testFlush},
+		{"LoadHeads", testLoadHeads},
+		{"ReadDeliveries", testReadDeliveries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
@@ -716,5 +718,154 @@ func testFlush(t *testing.T, open Opener) {
 	}
 	if err := s.Flush(ctx); err != nil { // nothing to flush
 		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// queueReader returns s as a store.QueueReader, or skips the test.
+func queueReader(t *testing.T, s store.Store) store.QueueReader {
+	t.Helper()
+	q, ok := s.(store.QueueReader)
+	if !ok {
+		t.Skipf("%T does not implement store.QueueReader", s)
+	}
+	return q
+}
+
+// queueOps stores session cid with deliveries 1 (in flight), 2 (in flight,
+// released), and queued ones 3 .. 3+queued-1, appended out of order.
+func queueOps(cid string, queued int) []store.Op {
+	ops := []store.Op{store.PutSession(session(cid))}
+	for i := queued - 1; i >= 0; i-- {
+		q := uint64(3 + i)
+		ops = append(ops, store.PutDelivery(cid, &store.Delivery{Seq: q, QoS: 1, Message: message("t/"+cid, fmt.Sprint(q))}))
+	}
+	return append(ops,
+		store.PutDelivery(cid, &store.Delivery{Seq: 1, QoS: 1, PacketID: 7, Message: message("t/"+cid, "1")}),
+		store.PutDelivery(cid, &store.Delivery{Seq: 2, QoS: 2, Message: message("t/"+cid, "2")}),
+		store.DeliveryState(cid, 2, 8, true))
+}
+
+func seqs(ds []*store.Delivery) []uint64 {
+	var q []uint64
+	for _, d := range ds {
+		q = append(q, d.Seq)
+	}
+	return q
+}
+
+// LoadHeads loads every in-flight delivery but only the oldest queued ones
+// of each session, and counts the others.
+func testLoadHeads(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	queueReader(t, s)
+	// "c" and "cc": a client id that is a prefix of another.
+	ops := append(queueOps("c", 8), queueOps("cc", 2)...)
+	appendAll(t, s, ops...)
+	check := func(s store.Store) {
+		t.Helper()
+		q := queueReader(t, s)
+		for _, tc := range []struct {
+			queued   int
+			c, cc    []uint64
+			leftC    int
+			leftCC   int
+			wantFull bool
+		}{
+			{queued: 3, c: []uint64{1, 2, 3, 4, 5}, cc: []uint64{1, 2, 3, 4}, leftC: 5},
+			{queued: 0, c: []uint64{1, 2}, cc: []uint64{1, 2}, leftC: 8, leftCC: 2},
+			{queued: -1, wantFull: true},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			st, err := q.LoadHeads(ctx, tc.queued)
+			cancel()
+			if err != nil {
+				t.Fatalf("LoadHeads(%d): %v", tc.queued, err)
+			}
+			if tc.wantFull {
+				equalState(t, st, load(t, s))
+				continue
+			}
+			if len(st.Sessions) != 2 {
+				t.Fatalf("LoadHeads(%d): %d sessions, want 2", tc.queued, len(st.Sessions))
+			}
+			c, cc := st.Sessions[0], st.Sessions[1]
+			if got := seqs(c.Deliveries); !reflect.DeepEqual(got, tc.c) || c.QueuedLeft != tc.leftC {
+				t.Errorf("LoadHeads(%d): c has deliveries %v and %d left, want %v and %d", tc.queued, got, c.QueuedLeft, tc.c, tc.leftC)
+			}
+			if got := seqs(cc.Deliveries); !reflect.DeepEqual(got, tc.cc) || cc.QueuedLeft != tc.leftCC {
+				t.Errorf("LoadHeads(%d): cc has deliveries %v and %d left, want %v and %d", tc.queued, got, cc.QueuedLeft, tc.cc, tc.leftCC)
+			}
+			if d := c.Deliveries[1]; d.PacketID != 8 || !d.Released || string(d.Message.Payload) != "2" {
+				t.Errorf("LoadHeads(%d): released delivery %+v", tc.queued, d)
+			}
+		}
+	}
+	check(s)
+	s = reopen()
+	check(s)
+}
+
+// Deliveries reads a session's deliveries after a Seq, in pages, with
+// their state, including ops appended but not yet reported durable.
+func testReadDeliveries(t *testing.T, open Opener) {
+	s, reopen := open(t)
+	queueReader(t, s)
+	appendAll(t, s, append(queueOps("c", 8), queueOps("cc", 2)...)...)
+	read := func(s store.Store, cid string, after uint64, limit int) []*store.Delivery {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ds, err := queueReader(t, s).Deliveries(ctx, cid, after, limit)
+		if err != nil {
+			t.Fatalf("Deliveries(%q, %d, %d): %v", cid, after, limit, err)
+		}
+		return ds
+	}
+	check := func(s store.Store) {
+		t.Helper()
+		for _, tc := range []struct {
+			cid   string
+			after uint64
+			limit int
+			want  []uint64
+		}{
+			{"c", 0, 0, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{"c", 2, 3, []uint64{3, 4, 5}},
+			{"c", 5, 3, []uint64{6, 7, 8}},
+			{"c", 8, 3, []uint64{9, 10}},
+			{"c", 10, 3, nil},
+			{"c", 1<<64 - 1, 0, nil},
+			{"cc", 0, -1, []uint64{1, 2, 3, 4}},
+			{"none", 0, 0, nil},
+		} {
+			if got := seqs(read(s, tc.cid, tc.after, tc.limit)); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Deliveries(%q, %d, %d) = %v, want %v", tc.cid, tc.after, tc.limit, got, tc.want)
+			}
+		}
+		// Records as stored, state merged in.
+		full := load(t, s).Sessions[0].Deliveries
+		equalState(t, &store.State{Sessions: []*store.SessionState{{Deliveries: read(s, "c", 0, 0)}}},
+			&store.State{Sessions: []*store.SessionState{{Deliveries: full}}})
+	}
+	check(s)
+
+	// Appended, not waited for: read all the same.
+	s.Append(store.PutDelivery("c", &store.Delivery{Seq: 11, QoS: 1, Message: message("t/c", "11")}))
+	s.Append(store.DeliveryState("c", 3, 9, false))
+	s.Append(store.DeleteDelivery("c", 4))
+	ds := read(s, "c", 2, 0)
+	if got, want := seqs(ds), []uint64{3, 5, 6, 7, 8, 9, 10, 11}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after more appends: %v, want %v", got, want)
+	}
+	if ds[0].PacketID != 9 || string(ds[len(ds)-1].Message.Payload) != "11" {
+		t.Fatalf("after more appends: first %+v, last %+v", ds[0], ds[len(ds)-1])
+	}
+	appendAll(t, s, store.DeleteSession("c"))
+	if ds := read(s, "c", 0, 0); len(ds) != 0 {
+		t.Fatalf("%d deliveries after DeleteSession", len(ds))
+	}
+	s = reopen()
+	if got, want := seqs(read(s, "cc", 0, 0)), []uint64{1, 2, 3, 4}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after reopen: %v, want %v", got, want)
 	}
 }
