@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -119,3 +120,23 @@ func within(t testing.TB, what string, got, lo, hi time.Duration) {
 // abort closes the tester's connection without DISCONNECT, as a crash or a
 // network failure would.
 func (tc *tester) abort() { tc.nc.Close() }
+
+// drop ends the connection without DISCONNECT, as abort does, and returns
+// once the broker has handled the loss. Over TCP it shuts the write side
+// (the broker reads EOF) and waits for the broker to close its side, which
+// it does after handing the session and its Will to the liveness rules; on
+// a pipe, in a synctest bubble, it waits for the bubble to settle.
+func (tc *tester) drop() {
+	tc.t.Helper()
+	tcp, ok := tc.nc.(*net.TCPConn)
+	if !ok {
+		tc.abort()
+		synctest.Wait()
+		return
+	}
+	if err := tcp.CloseWrite(); err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.wantClosed()
+	tcp.Close()
+}

@@ -196,10 +196,10 @@ func (s *Server) detach(ss *session, c *conn, cause closeCause, now time.Time) {
 	var publish *packet.Will
 	if w := ss.will; w != nil {
 		delay := w.Props.WillDelay
-		if delay == 0 || cause.shutdown && s.store == nil {
-			// Without a store a shutdown publishes delayed Wills too: they
-			// could not fire after the restart. With a store they stay
-			// pending and fire at their due time, after the restart.
+		if delay == 0 || cause.shutdown && !s.durable {
+			// Without a durable store a shutdown publishes delayed Wills
+			// too: they could not fire after the restart. With one they
+			// stay pending and fire at their due time, after the restart.
 			publish, ss.will = w, nil
 		} else {
 			ss.willDue = now.Add(time.Duration(min(delay, ss.expiry)) * time.Second)
