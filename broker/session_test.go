@@ -132,7 +132,8 @@ func TestSessionExpiryNeverAndClamp(t *testing.T) {
 
 // 3.1.1 Clean Session 0 sessions live for max_session_expiry after their
 // connection closes, and not a nanosecond longer: then their queue is
-// freed and their subscriptions gone ([MQTT-3.1.2-4] (3.1.1), section 4.1).
+// freed and their subscriptions gone (a Vigil policy: 3.1.1 itself has no
+// expiry; see docs/liveness.md).
 func TestSessionExpiryV311(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t), MaxSessionExpiry: 30 * time.Second})
@@ -223,8 +224,8 @@ func TestDisconnectSessionExpiry(t *testing.T) {
 
 // A DISCONNECT that lowers the interval (300 -> 2 s) ends the session at the
 // new time; a delayed Will (delay 10 s, DISCONNECT 0x04) is then published
-// as the session ends, at 2 s ([MQTT-3.1.3-9]: the delay or the end of the
-// session, whichever is first).
+// as the session ends, at 2 s (section 3.1.3.2.2: the delay or the end of
+// the session, whichever is first).
 func TestDisconnectLowersSessionExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t)})

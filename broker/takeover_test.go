@@ -168,7 +168,7 @@ func TestFlappingProtection(t *testing.T) {
 			tc := pipeTester(t, srv, v)
 			tc.send(&packet.Connect{Version: v, ClientID: "flappy", CleanStart: true})
 			tc.wantConnack(code)
-			tc.wantClosed() // [MQTT-3.1.4-2]
+			tc.wantClosed() // [MQTT-3.1.4-2] (5.0): a failed check closes the connection
 		}
 		refused(packet.V5, packet.Banned)
 		refused(packet.V311, packet.V3NotAuthorized)
