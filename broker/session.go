@@ -146,8 +146,13 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 		}
 	}
 	req.connack.SessionPresent = present // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
-	c.send(req.connack)
+	// connacked is set before the CONNACK is queued: a Shutdown that runs
+	// once the client may have seen its CONNACK must find the connection
+	// connected, and publish its Will before it disconnects the others.
+	// Whoever sees connacked and then takes the client id lock waits for
+	// this attach to finish, so nothing is queued before the CONNACK.
 	c.connacked.Store(true)
+	c.send(req.connack)
 	ss.resendLocked(now)
 }
 
