@@ -70,7 +70,7 @@ type conn struct {
 	problemInfo bool   // Request Problem Information (5.0), default true
 	sendQuota   int    // how many QoS 1/2 messages may be in flight to the client
 
-	connacked atomic.Bool // CONNACK with Success has been queued
+	connacked atomic.Bool // the connection is attached: CONNACK with Success is queued, or about to be under the client id lock
 
 	mu sync.Mutex
 	// guarded by mu

@@ -1,10 +1,15 @@
 package broker
 
 import (
+	"context"
+	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -119,3 +124,80 @@ func within(t testing.TB, what string, got, lo, hi time.Duration) {
 // abort closes the tester's connection without DISCONNECT, as a crash or a
 // network failure would.
 func (tc *tester) abort() { tc.nc.Close() }
+
+// drop ends the connection without DISCONNECT, as abort does, and returns
+// once the broker has handled the loss. Over TCP it shuts the write side
+// (the broker reads EOF) and waits for the broker to close its side, which
+// it does after handing the session and its Will to the liveness rules; on
+// a pipe, in a synctest bubble, it waits for the bubble to settle.
+func (tc *tester) drop() {
+	tc.t.Helper()
+	tcp, ok := tc.nc.(*net.TCPConn)
+	if !ok {
+		tc.abort()
+		synctest.Wait()
+		return
+	}
+	if err := tcp.CloseWrite(); err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.wantClosed()
+	tcp.Close()
+}
+
+// logRecorder is a slog.Handler that keeps every record, with the
+// attributes of its logger (With) and of the record, as strings.
+type logRecorder struct {
+	shared *recordedLogs
+	attrs  []slog.Attr
+}
+
+type recordedLogs struct {
+	mu   sync.Mutex
+	recs []logRecord
+}
+
+// logRecord is one recorded log line.
+type logRecord struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{shared: &recordedLogs{}} }
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	rec := logRecord{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	for _, a := range h.attrs {
+		rec.attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.shared.mu.Lock()
+	h.shared.recs = append(h.shared.recs, rec)
+	h.shared.mu.Unlock()
+	return nil
+}
+
+func (h *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logRecorder{shared: h.shared, attrs: append(slices.Clip(h.attrs), as...)}
+}
+
+func (h *logRecorder) WithGroup(string) slog.Handler { return h }
+
+// find returns the records whose message starts with prefix, in order.
+func (h *logRecorder) find(prefix string) []logRecord {
+	h.shared.mu.Lock()
+	defer h.shared.mu.Unlock()
+	var out []logRecord
+	for _, r := range h.shared.recs {
+		if strings.HasPrefix(r.msg, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

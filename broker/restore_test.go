@@ -11,9 +11,9 @@ import (
 	"github.com/vigilmq/vigil/store/memory"
 )
 
-// These tests restart the broker over the same store (the memory store
-// keeps its state across servers, as a data directory does across
-// processes). Process-level crash tests with the pebble store and kill -9
+// These tests restart the broker over the same store (a memory store made
+// with NewDurable keeps its state across servers, as a data directory does
+// across processes). Process-level crash tests with the pebble store and kill -9
 // are in test/crash.
 
 // restart stops srv (Shutdown, or Close when crash is true... Close handles
@@ -49,7 +49,7 @@ func restored(t *testing.T, st store.Store, opts Options) *Server {
 // restart; a resumed session gets its messages in order.
 func TestRestoreQueuedAndRetained(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := memory.New()
+		st := memory.NewDurable()
 		srv := restored(t, st, Options{})
 		dev, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Props: packet.Properties{SessionExpiry: 300}})
 		dev.subscribe(1, packet.Subscription{Filter: "cmd/+", QoS: 1})
@@ -99,7 +99,7 @@ func TestRestoreQueuedAndRetained(t *testing.T) {
 // PUBREL is remembered, so a resent PUBLISH is not routed twice.
 func TestRestoreQoS2ExactlyOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := memory.New()
+		st := memory.NewDurable()
 		srv := restored(t, st, Options{})
 		sub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "sub", Props: packet.Properties{SessionExpiry: 300}})
 		sub.subscribe(1, packet.Subscription{Filter: "q", QoS: 2})
@@ -139,7 +139,7 @@ func TestRestoreQoS2ExactlyOnce(t *testing.T) {
 // not return (the shutdown row of the liveness table, with a store).
 func TestRestoreTimersKeepSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := memory.New()
+		st := memory.NewDurable()
 		srv := restored(t, st, Options{})
 		dev, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Will: will("dev/status", 10),
 			Props: packet.Properties{SessionExpiry: 20}})
@@ -174,7 +174,7 @@ func TestRestoreTimersKeepSchedule(t *testing.T) {
 // restart; a session that expired while down is gone.
 func TestRestoreDueWhileDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := memory.New()
+		st := memory.NewDurable()
 		srv := restored(t, st, Options{})
 		watch, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "watch", Props: packet.Properties{SessionExpiry: 3600}})
 		watch.subscribe(1, packet.Subscription{Filter: "dev/status", QoS: 1})

@@ -30,6 +30,9 @@ type Server struct {
 	arenas  sync.Pool          // write arenas (*[]byte)
 	limits  topic.Limits
 	store   store.Store // nil: memory only
+	// durable: the store keeps its state for the next Server (a restart),
+	// so delayed Wills may wait in it across a Shutdown (store.IsDurable).
+	durable bool
 
 	// Stats counts what the server has done; read it at any time.
 	Stats Stats
@@ -70,6 +73,7 @@ func New(opts Options) *Server {
 	}
 	s.log = s.opts.Logger
 	s.store = s.opts.Store
+	s.durable = store.IsDurable(s.store)
 	if s.store == nil {
 		s.restored.Store(true)
 	}
@@ -166,6 +170,12 @@ func (s *Server) forgetConn(c *conn) {
 // server could come back (delay 0, or the session would not survive), sends
 // MQTT 5 clients DISCONNECT 0x8B (Server shutting down), closes every
 // connection and waits for them to finish or for ctx to be done.
+//
+// Without a durable store (no Store, or one whose Durable reports false,
+// like store/memory's New) a delayed Will could never fire after the
+// restart, so every Will is published at Shutdown: those of connected
+// clients, whatever their delay, and the pending ones of sessions already
+// offline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shuttingDown.Store(true)
 	conns := s.stop()
@@ -182,6 +192,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	now := time.Now()
 	for _, c := range mine {
 		s.shutdownWill(c, now)
+	}
+	if !s.durable {
+		s.publishPendingWills(now)
 	}
 	for _, c := range mine {
 		s.connGone(c, shutdownCause)

@@ -146,8 +146,13 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 		}
 	}
 	req.connack.SessionPresent = present // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
-	c.send(req.connack)
+	// connacked is set before the CONNACK is queued: a Shutdown that runs
+	// once the client may have seen its CONNACK must find the connection
+	// connected, and publish its Will before it disconnects the others.
+	// Whoever sees connacked and then takes the client id lock waits for
+	// this attach to finish, so nothing is queued before the CONNACK.
 	c.connacked.Store(true)
+	c.send(req.connack)
 	ss.resendLocked(now)
 }
 
@@ -196,10 +201,10 @@ func (s *Server) detach(ss *session, c *conn, cause closeCause, now time.Time) {
 	var publish *packet.Will
 	if w := ss.will; w != nil {
 		delay := w.Props.WillDelay
-		if delay == 0 || cause.shutdown && s.store == nil {
-			// Without a store a shutdown publishes delayed Wills too: they
-			// could not fire after the restart. With a store they stay
-			// pending and fire at their due time, after the restart.
+		if delay == 0 || cause.shutdown && !s.durable {
+			// Without a durable store a shutdown publishes delayed Wills
+			// too: they could not fire after the restart. With one they
+			// stay pending and fire at their due time, after the restart.
 			publish, ss.will = w, nil
 		} else {
 			ss.willDue = now.Add(time.Duration(min(delay, ss.expiry)) * time.Second)

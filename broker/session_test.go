@@ -130,18 +130,49 @@ func TestSessionExpiryNeverAndClamp(t *testing.T) {
 	})
 }
 
-// 3.1.1 Clean Session 0 sessions live for max_session_expiry.
+// 3.1.1 Clean Session 0 sessions live for max_session_expiry after their
+// connection closes, and not a nanosecond longer: then their queue is
+// freed and their subscriptions gone (a Vigil policy: 3.1.1 itself has no
+// expiry; see docs/liveness.md).
 func TestSessionExpiryV311(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t), MaxSessionExpiry: 30 * time.Second})
 		defer srv.Close()
 		dev, _ := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "dev"})
-		dev.abort()
+		dev.subscribe(1, packet.Subscription{Filter: "q", QoS: 1})
+		dev.drop()
 		time.Sleep(29 * time.Second)
-		_, ack := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "dev"})
+		dev, ack := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "dev"})
 		if !ack.SessionPresent {
 			t.Fatal("3.1.1 persistent session gone early")
 		}
+		dev.drop()
+		lost := time.Now()
+		pub, _ := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "pub", CleanStart: true})
+		pub.publish("q", "queued", 1, false, 1)
+		pub.wantAck(packet.PUBACK, 1, packet.Success)
+
+		time.Sleep(time.Until(lost.Add(30*time.Second - time.Nanosecond)))
+		synctest.Wait()
+		if srv.session("dev") == nil {
+			t.Fatal("3.1.1 session ended before max_session_expiry")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if srv.session("dev") != nil {
+			t.Fatal("3.1.1 session still there at max_session_expiry (30 s)")
+		}
+		if n := srv.Stats.SessionsExpired.Load(); n != 1 {
+			t.Fatalf("SessionsExpired = %d, want 1", n)
+		}
+		pub.publish("q", "late", 1, false, 2)
+		pub.wantAck(packet.PUBACK, 2, packet.Success) // 3.1.1 PUBACK has no reason code
+		dev, ack = pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "dev"})
+		if ack.SessionPresent {
+			t.Fatal("Session Present after the 3.1.1 session expired")
+		}
+		dev.wantNothing(time.Minute) // neither the freed queue nor the gone subscription delivers
+
 		clean, _ := pipeConnect(t, srv, packet.V311, packet.Connect{ClientID: "clean", CleanStart: true})
 		clean.abort()
 		synctest.Wait()
@@ -152,19 +183,27 @@ func TestSessionExpiryV311(t *testing.T) {
 }
 
 // DISCONNECT may change the Session Expiry Interval, but not from 0
-// (section 3.14.2.2.2: protocol error 0x82).
+// (section 3.14.2.2.2: protocol error 0x82). A longer interval ends the
+// session exactly at the new time, not at the old one.
 func TestDisconnectSessionExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := New(Options{Logger: testLogger(t)})
 		defer srv.Close()
 		dev, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Props: packet.Properties{SessionExpiry: 10}})
 		dev.send(&packet.Disconnect{Version: packet.V5, Props: packet.Properties{SessionExpiry: 100}})
+		dev.wantClosed()
+		closed := time.Now()
+		time.Sleep(100*time.Second - time.Nanosecond)
 		synctest.Wait()
-		time.Sleep(50 * time.Second)
-		synctest.Wait()
-		if sessionCount(srv) != 1 {
-			t.Fatal("the DISCONNECT's longer expiry was not applied")
+		if srv.session("dev") == nil {
+			t.Fatal("session ended before the DISCONNECT's longer expiry (100 s)")
 		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if srv.session("dev") != nil {
+			t.Fatalf("session still there %v after the DISCONNECT, want it ended at 100 s", time.Since(closed))
+		}
+
 		d2, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev2"})
 		d2.send(&packet.Disconnect{Version: packet.V5, Props: packet.Properties{SessionExpiry: 100}})
 		d2.wantDisconnect(packet.ProtocolError)
@@ -179,6 +218,40 @@ func TestDisconnectSessionExpiry(t *testing.T) {
 		synctest.Wait()
 		if srv.session("dev3") != nil {
 			t.Fatal("DISCONNECT with Session Expiry 0 did not end the session")
+		}
+	})
+}
+
+// A DISCONNECT that lowers the interval (300 -> 2 s) ends the session at the
+// new time; a delayed Will (delay 10 s, DISCONNECT 0x04) is then published
+// as the session ends, at 2 s (section 3.1.3.2.2: the delay or the end of
+// the session, whichever is first).
+func TestDisconnectLowersSessionExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(Options{Logger: testLogger(t)})
+		defer srv.Close()
+		watch, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "watch", CleanStart: true})
+		watch.subscribe(1, packet.Subscription{Filter: "dev/status", QoS: 1})
+		dev, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Will: will("dev/status", 10),
+			Props: packet.Properties{SessionExpiry: 300}})
+		start := time.Now()
+		dev.send(&packet.Disconnect{Version: packet.V5, ReasonCode: packet.DisconnectWithWill, Props: packet.Properties{SessionExpiry: 2}})
+		dev.wantClosed()
+		time.Sleep(2*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if srv.session("dev") == nil {
+			t.Fatal("session ended before its new expiry (2 s)")
+		}
+		p := watch.wantPublish()
+		if got := time.Since(start); got != 2*time.Second || string(p.Payload) != "offline" {
+			t.Fatalf("got %q after %v, want the Will at 2 s", p.Payload, got)
+		}
+		synctest.Wait()
+		if srv.session("dev") != nil {
+			t.Fatal("session still there at its new expiry (2 s)")
+		}
+		if n := srv.Stats.SessionsExpired.Load(); n != 1 {
+			t.Fatalf("SessionsExpired = %d, want 1", n)
 		}
 	})
 }

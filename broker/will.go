@@ -4,11 +4,12 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
 )
 
 // shutdownWill publishes, at a shutdown, the Will of connection c if it is
 // due now: its delay is 0, its session ends with the connection, or there
-// is no store in which a delayed Will could wait for the restart.
+// is no durable store in which a delayed Will could wait for the restart.
 func (s *Server) shutdownWill(c *conn, now time.Time) {
 	unlock := s.lockID(c.clientID)
 	defer unlock()
@@ -18,11 +19,44 @@ func (s *Server) shutdownWill(c *conn, now time.Time) {
 	}
 	ss.mu.Lock()
 	w := ss.will
-	if ss.conn != c || w == nil || w.Props.WillDelay > 0 && s.store != nil && ss.expiry > 0 {
+	if ss.conn != c || w == nil || w.Props.WillDelay > 0 && s.durable && ss.expiry > 0 {
 		ss.mu.Unlock()
 		return
 	}
 	ss.will = nil
+	client := ss.client
+	ss.mu.Unlock()
+	s.publishWill(client, w, now)
+}
+
+// publishPendingWills publishes, at a shutdown without a durable store, the
+// delayed Wills of offline sessions that are still waiting: after the
+// restart nothing would remember them, and the client has not returned
+// within the delay (section 3.1.3.2.2 allows the Will to be published once
+// the server shuts down; it must not be lost).
+func (s *Server) publishPendingWills(now time.Time) {
+	for _, ss := range s.allSessions() {
+		s.publishPendingWill(ss, now)
+	}
+}
+
+// publishPendingWill publishes the pending delayed Will of offline session
+// ss now, if it has one.
+func (s *Server) publishPendingWill(ss *session, now time.Time) {
+	unlock := s.lockID(ss.id)
+	defer unlock()
+	defer s.group()()
+	ss.mu.Lock()
+	w := ss.will
+	if w == nil || ss.conn != nil || ss.ended || ss.willDue.IsZero() {
+		ss.mu.Unlock()
+		return
+	}
+	ss.will, ss.willDue = nil, time.Time{}
+	ss.armTimerLocked(now) // for the session's expiry only
+	if ss.durableLocked() {
+		ss.appendLocked(store.PutSession(ss.recordLocked())) // the Will is no longer pending
+	}
 	client := ss.client
 	ss.mu.Unlock()
 	s.publishWill(client, w, now)

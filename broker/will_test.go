@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
+	"github.com/vigilmq/vigil/store"
+	"github.com/vigilmq/vigil/store/memory"
 )
 
 // willEnv is what a will scenario works with: a way to connect clients to
@@ -156,6 +158,20 @@ var willCases = []willCase{
 		},
 		wantWill: true, at: 0,
 	},
+	{
+		// Without a durable store nothing would remember the pending Will
+		// after the restart: Shutdown publishes it.
+		name: "server shutdown, client already gone, its delayed Will pending",
+		scenario: func(e *willEnv) time.Time {
+			d := e.device(10, 300, 0)
+			d.drop()
+			time.Sleep(time.Second)
+			start := time.Now()
+			go e.srv.Shutdown(context.Background())
+			return start
+		},
+		wantWill: true, at: 0,
+	},
 }
 
 // runWillCase runs one row against a broker, with a subscriber to the
@@ -183,21 +199,37 @@ func runWillCase(t *testing.T, e *willEnv, c willCase, slack time.Duration) {
 }
 
 // TestWillTable runs every row of the liveness table on the fake clock,
-// where each Will must arrive at exactly its due time.
+// where each Will must arrive at exactly its due time: without a store, and
+// with the memory store of `store: memory`, which must behave the same (its
+// state ends with the process, so the shutdown rows publish at once).
 func TestWillTable(t *testing.T) {
-	for _, c := range willCases {
-		t.Run(c.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				srv := New(Options{Logger: testLogger(t)})
-				defer srv.Close()
-				e := &willEnv{t: t, srv: srv,
-					conn: func(v packet.Version, cp packet.Connect) *tester {
-						tc, _ := pipeConnect(t, srv, v, cp)
-						return tc
-					}}
-				runWillCase(t, e, c, 0)
-				synctest.Wait()
-			})
+	stores := []struct {
+		name string
+		new  func() store.Store
+	}{
+		{"no store", func() store.Store { return nil }},
+		{"memory store", func() store.Store { return memory.New() }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			for _, c := range willCases {
+				t.Run(c.name, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						srv := New(Options{Logger: testLogger(t), Store: st.new()})
+						if err := srv.Restore(context.Background()); err != nil {
+							t.Fatal(err)
+						}
+						defer srv.Close()
+						e := &willEnv{t: t, srv: srv,
+							conn: func(v packet.Version, cp packet.Connect) *tester {
+								tc, _ := pipeConnect(t, srv, v, cp)
+								return tc
+							}}
+						runWillCase(t, e, c, 0)
+						synctest.Wait()
+					})
+				})
+			}
 		})
 	}
 }
@@ -302,6 +334,90 @@ func TestWillRefused(t *testing.T) {
 			tc.send(&packet.Connect{Version: packet.V5, ClientID: "w", Will: c.w})
 			tc.wantConnack(c.code)
 			tc.wantClosed()
+		})
+	}
+}
+
+// At Shutdown, a delayed Will — of a client still connected, and the pending
+// one of a client already gone — is published at once when the store will
+// not keep it: no store, or the memory store of `store: memory`. A durable
+// store keeps both pending: nothing at the shutdown, and each fires at its
+// own due time after the restart.
+func TestShutdownWillsByStore(t *testing.T) {
+	cases := []struct {
+		name    string
+		store   func() store.Store
+		durable bool
+	}{
+		{"no store", func() store.Store { return nil }, false},
+		{"memory store (store: memory)", func() store.Store { return memory.New() }, false},
+		{"durable store", func() store.Store { return memory.NewDurable() }, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := c.store()
+				srv := New(Options{Logger: testLogger(t), Store: st})
+				if err := srv.Restore(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				defer srv.Close()
+				watch, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "watch", Props: packet.Properties{SessionExpiry: 3600}})
+				watch.subscribe(1, packet.Subscription{Filter: "+/status", QoS: 1})
+				start := time.Now()
+				gone, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "gone",
+					Will: will("gone/status", 10), Props: packet.Properties{SessionExpiry: 300}})
+				gone.drop()
+				time.Sleep(2 * time.Second)
+				pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "here",
+					Will: will("here/status", 10), Props: packet.Properties{SessionExpiry: 300}})
+				shutdown := time.Now()
+				done := make(chan error, 1)
+				go func() { done <- srv.Shutdown(context.Background()) }()
+
+				if !c.durable {
+					// Both Wills reach the subscriber at the shutdown
+					// instant, before its DISCONNECT 0x8B.
+					got := map[string]bool{}
+					for range 2 {
+						p := watch.wantPublish()
+						if string(p.Payload) != "offline" || time.Since(shutdown) != 0 {
+							t.Fatalf("got %q on %s %v after the shutdown, want a Will at once", p.Payload, p.Topic, time.Since(shutdown))
+						}
+						got[p.Topic] = true // not acknowledged: the server is closing
+					}
+					if !got["gone/status"] || !got["here/status"] {
+						t.Fatalf("Wills on %v, want gone/status (offline, pending) and here/status (connected)", got)
+					}
+					watch.wantDisconnect(packet.ServerShuttingDown)
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+					if n := srv.Stats.WillsPublished.Load(); n != 2 {
+						t.Fatalf("WillsPublished = %d, want 2", n)
+					}
+					return
+				}
+
+				watch.wantDisconnect(packet.ServerShuttingDown) // and no Will before it
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				if n := srv.Stats.WillsPublished.Load(); n != 0 {
+					t.Fatalf("WillsPublished = %d at a shutdown with a durable store, want 0", n)
+				}
+				srv = restored(t, st, Options{})
+				watch, _ = pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "watch", Props: packet.Properties{SessionExpiry: 3600}})
+				p := watch.wantPublish()
+				if got, want := time.Since(start), 10*time.Second; p.Topic != "gone/status" || got != want {
+					t.Fatalf("first Will %s after %v, want gone/status at %v (its loss + 10s)", p.Topic, got, want)
+				}
+				watch.send(&packet.Ack{Kind: packet.PUBACK, Version: packet.V5, PacketID: p.PacketID})
+				p = watch.wantPublish()
+				if got, want := time.Since(shutdown), 10*time.Second; p.Topic != "here/status" || got != want {
+					t.Fatalf("second Will %s %v after the shutdown, want here/status at %v", p.Topic, got, want)
+				}
+			})
 		})
 	}
 }

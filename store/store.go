@@ -70,6 +70,29 @@ type QueueReader interface {
 	Deliveries(ctx context.Context, clientID string, after uint64, limit int) ([]*Delivery, error)
 }
 
+// Durabler is an optional interface of a Store: Durable reports whether the
+// state appended to the store is there for the next Server that loads it —
+// after a restart of the process, for a store on disk. The broker uses it
+// for delayed Will Messages at Shutdown: in a durable store they stay
+// pending and fire at their due time after the restart; otherwise they could
+// never fire, so the broker publishes them at Shutdown, as it does without a
+// store. A Store that does not implement Durabler is durable.
+type Durabler interface {
+	Durable() bool
+}
+
+// IsDurable reports whether st keeps its state for a later Server: st is not
+// nil, and is not a Durabler that says it does not.
+func IsDurable(st Store) bool {
+	if st == nil {
+		return false
+	}
+	if d, ok := st.(Durabler); ok {
+		return d.Durable()
+	}
+	return true
+}
+
 // Sync is a durability mode.
 type Sync int
 

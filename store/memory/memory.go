@@ -1,8 +1,8 @@
 // Package memory is a store.Store that keeps the broker's state in maps, in
 // the process's memory. Nothing survives the process: it serves `store:
 // memory` and tests. A test simulates a broker restart by starting a new
-// broker over the same *Store: Close leaves the state in place, and Load
-// returns it.
+// broker over the same *Store (made with NewDurable): Close leaves the state
+// in place, and Load returns it.
 package memory
 
 import (
@@ -15,8 +15,8 @@ import (
 	"github.com/vigilmq/vigil/store"
 )
 
-// Store is an in-memory store.Store. The zero value is not ready: use New.
-// It is safe for concurrent use.
+// Store is an in-memory store.Store. The zero value is not ready: use New
+// or NewDurable. It is safe for concurrent use.
 //
 // Append applies an op at once, so every op is "durable" as soon as it is
 // appended: Notify calls its callback at once, on the caller's goroutine,
@@ -28,6 +28,8 @@ import (
 // byte slices, property lists, Wills and Messages, which the caller must
 // not modify after Append. Load returns deep copies.
 type Store struct {
+	durable bool // immutable: what Durable reports
+
 	mu       sync.Mutex // guards everything below
 	seq      uint64
 	clients  map[string]*client
@@ -46,12 +48,29 @@ type client struct {
 var (
 	_ store.Store       = (*Store)(nil)
 	_ store.QueueReader = (*Store)(nil)
+	_ store.Durabler    = (*Store)(nil)
 )
 
-// New returns an empty store.
+// New returns an empty store whose state ends with the process: Durable
+// reports false, so a broker publishes the pending delayed Will Messages at
+// Shutdown instead of leaving them in it (`store: memory`).
 func New() *Store {
 	return &Store{clients: make(map[string]*client), retained: make(map[string]*store.Message)}
 }
+
+// NewDurable returns an empty store that reports itself durable, for a
+// program (or a test) that hands the same Store to a later broker in the
+// same process, as a restart: a broker's Shutdown then leaves delayed Will
+// Messages pending in it, for the next broker to fire at their due time.
+func NewDurable() *Store {
+	s := New()
+	s.durable = true
+	return s
+}
+
+// Durable reports whether the store was made with NewDurable: whether its
+// state is meant for a later broker (store.Durabler).
+func (s *Store) Durable() bool { return s.durable }
 
 // Append applies op and returns its sequence number (1 for the first op).
 // An op of an unknown kind, or without the record its kind needs, changes

@@ -54,3 +54,21 @@ func TestStateDoesNotTouchCallerRecord(t *testing.T) {
 		t.Fatal("DeliveryState changed the appended record")
 	}
 }
+
+// New's state ends with the process; NewDurable's is meant for a later
+// broker (a simulated restart). store.IsDurable tells a broker which.
+func TestDurable(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		st   store.Store
+		want bool
+	}{
+		{"New", memory.New(), false},
+		{"NewDurable", memory.NewDurable(), true},
+		{"no store", nil, false},
+	} {
+		if got := store.IsDurable(c.st); got != c.want {
+			t.Errorf("%s: IsDurable = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

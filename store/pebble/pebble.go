@@ -277,6 +277,10 @@ func (s *Store) checkFormat() error {
 // Dir returns the absolute path of the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Durable reports true: the state is on disk, for the next broker that
+// opens the directory (store.Durabler).
+func (s *Store) Durable() bool { return true }
+
 // Append adds op to the pending batch and returns its sequence number. It
 // does no I/O. An op that cannot be encoded (an unknown kind, a missing
 // record, a name with U+0000) is logged and dropped, but still gets a

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -529,5 +530,156 @@ func TestServerKeepAliveHonoured(t *testing.T) {
 	}
 	if n := b.srv.Stats.KeepAliveTimeouts.Load(); n != 0 {
 		t.Errorf("%d keep-alive timeouts for clients that pinged on time", n)
+	}
+}
+
+// plainConnect is an MQTT 5 CONNECT without a Will.
+func plainConnect(id string, cleanStart bool, expiry uint32) *packets.Connect {
+	return &packets.Connect{
+		ProtocolName:    "MQTT",
+		ProtocolVersion: 5,
+		ClientID:        id,
+		CleanStart:      cleanStart,
+		KeepAlive:       60,
+		Properties:      &packets.Properties{SessionExpiryInterval: &expiry},
+	}
+}
+
+// expectDisconnect asserts that ps, what the server sent before it closed
+// the connection, is exactly one DISCONNECT with reason code rc.
+func expectDisconnect(t *testing.T, ps []*packets.ControlPacket, rc byte, what string) {
+	t.Helper()
+	if len(ps) != 1 || ps[0].Type != packets.DISCONNECT || ps[0].Content.(*packets.Disconnect).ReasonCode != rc {
+		t.Errorf("server sent %v before closing, want DISCONNECT %#x (%s)", packetTypes(ps), rc, what)
+	}
+}
+
+// Will table row "close, delay 10 s, session expiry 3 s": the session ends
+// first, and the Will is published as it ends, at 3 s (section 3.1.3.2.2:
+// the delay has passed or the session ends, whichever is first).
+func TestWillWhenSessionEndsBeforeDelay(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-se", "gone-se", true, 60, 10, 3))
+	lost := c.dropWithoutDisconnect()
+	expectWill(t, subs, "gone-se", lost, 2900*time.Millisecond, 4500*time.Millisecond)
+}
+
+// Will table row "close, delay 10 s, reconnect with Clean Start 1": the new
+// connection ends the old session ([MQTT-3.1.2-4]), so its pending Will is
+// published at the reconnect, not at the loss and not 10 s later.
+func TestWillOnCleanStartReconnect(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-cs", "gone-cs", true, 60, 10, 300))
+	lost := c.dropWithoutDisconnect()
+	time.Sleep(time.Until(lost.Add(time.Second))) // the device is away for 1 s
+	reconnect := time.Now()
+	c2, ack := rawConnect(t, b, plainConnect("will-cs", true, 300))
+	if ack.SessionPresent {
+		t.Errorf("CONNACK Session Present = 1 with Clean Start 1")
+	}
+	expectWill(t, subs, "gone-cs", reconnect, 0, time.Second)
+	c2.disconnect(0x00)
+}
+
+// Will table rows for a takeover of a connection that has a Will with a
+// delay ([MQTT-3.1.4-3]: the old connection gets DISCONNECT 0x8E and is
+// closed, and its Will follows the rules of a lost connection). With
+// Session Expiry 0 the old session ends with it: the Will comes at the
+// takeover. With Session Expiry 300 the session continues on the new
+// connection, which cancels the delayed Will: none comes, also after the
+// delay (2 s here, not 10, to keep the test short).
+func TestTakeoverWithWill(t *testing.T) {
+	t.Parallel()
+	t.Run("old session expiry 0: will at the takeover", func(t *testing.T) {
+		t.Parallel()
+		b := startBroker(t, broker.Options{})
+		subs := startWillSubscribers(t, b)
+		old, _ := rawConnect(t, b, willConnect("will-t0", "gone-t0", true, 60, 10, 0))
+		takeover := time.Now()
+		c2, ack := rawConnect(t, b, plainConnect("will-t0", false, 300))
+		expectDisconnect(t, old.waitClosed(), 0x8E, "Session taken over")
+		if ack.SessionPresent {
+			t.Errorf("CONNACK Session Present = 1, but the old session (expiry 0) ended with its connection")
+		}
+		expectWill(t, subs, "gone-t0", takeover, 0, time.Second)
+		c2.disconnect(0x00)
+	})
+	t.Run("session expiry 300: no will", func(t *testing.T) {
+		t.Parallel()
+		b := startBroker(t, broker.Options{})
+		subs := startWillSubscribers(t, b)
+		old, _ := rawConnect(t, b, willConnect("will-t300", "gone-t300", true, 60, 2, 300))
+		takeover := time.Now()
+		c2, ack := rawConnect(t, b, plainConnect("will-t300", false, 300))
+		expectDisconnect(t, old.waitClosed(), 0x8E, "Session taken over")
+		if !ack.SessionPresent {
+			t.Errorf("CONNACK Session Present = 0 on a Clean Start 0 takeover")
+		}
+		expectNoMsgUntil(t, subs, takeover.Add(3*time.Second), "the session continues on the new connection: no will")
+		sentinel(t, b, "sentinel-t300")
+		expectOnlySentinel(t, subs, "sentinel-t300", "no will after a Clean Start 0 takeover of a session that continues")
+		c2.disconnect(0x00)
+	})
+}
+
+// Will table row "protocol error": a PUBLISH with a Topic Alias the client
+// never mapped (and an empty topic) is a protocol error; the server sends
+// DISCONNECT 0x94 (Topic Alias invalid), closes, and publishes the Will at
+// once (section 3.3.2.3.4; the close is not a DISCONNECT 0x00).
+func TestWillOnTopicAliasError(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	c, _ := rawConnect(t, b, willConnect("will-ta", "gone-ta", true, 60, 0, 0))
+	alias := uint16(7)
+	p := packets.NewControlPacket(packets.PUBLISH)
+	p.Content = &packets.Publish{Topic: "", Payload: []byte("x"), Properties: &packets.Properties{TopicAlias: &alias}}
+	sent := time.Now()
+	c.write(p)
+	expectDisconnect(t, c.waitClosed(), 0x94, "Topic Alias invalid")
+	expectWill(t, subs, "gone-ta", sent, 0, time.Second)
+}
+
+// Will table row "server shutdown", with no store (as `store: memory`):
+// nothing would keep a delayed Will for the restart, so Shutdown publishes
+// the Will of a client still connected (delay 10 s) and the pending one of
+// a client already gone (delay 10 s, lost 1 s before), and the subscribers
+// get both before the server disconnects them.
+func TestWillsOnServerShutdown(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, broker.Options{})
+	subs := startWillSubscribers(t, b)
+	gone, _ := rawConnect(t, b, willConnect("will-sd-gone", "gone-sd-gone", true, 60, 10, 300))
+	lost := gone.dropWithoutDisconnect()
+	here, _ := rawConnect(t, b, willConnect("will-sd-here", "gone-sd-here", true, 60, 10, 300))
+	time.Sleep(time.Until(lost.Add(time.Second)))
+	shutdown := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		done <- b.srv.Shutdown(ctx)
+	}()
+	expectDisconnect(t, here.waitClosed(), 0x8B, "Server shutting down")
+	for _, s := range subs {
+		got := map[string]bool{}
+		for range 2 {
+			m := s.nextMsg(waitTimeout)
+			if m.Topic != willTopic || m.QoS != 1 {
+				t.Errorf("%s got %v, want a will on %s at QoS 1", s.name, m, willTopic)
+			}
+			got[m.Payload] = true
+			within(t, s.name+": will "+m.Payload, m.at.Sub(shutdown), 0, time.Second)
+		}
+		if !got["gone-sd-gone"] || !got["gone-sd-here"] {
+			t.Errorf("%s got wills %v, want gone-sd-gone and gone-sd-here", s.name, got)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
