@@ -376,6 +376,11 @@ func (f *file) fields(d *decoder) fields {
 			})
 		},
 		"store": func(n *yaml.Node, key string) {
+			// Shorthand: `store: memory` or `store: pebble` sets the type.
+			if r := resolve(n); r.Kind == yaml.ScalarNode {
+				d.enum(&f.store.Type, StorePebble, StoreMemory)(r, key)
+				return
+			}
 			d.mapping(n, key, fields{
 				"type":          d.enum(&f.store.Type, StorePebble, StoreMemory),
 				"dir":           d.str(&f.store.Dir),

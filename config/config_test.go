@@ -197,6 +197,8 @@ func TestKeys(t *testing.T) {
 			return c.Store == Store{Type: "pebble", Dir: "/var/lib/vigil", Sync: "always", SyncInterval: 100 * time.Millisecond}
 		}},
 		{"store: {sync: none}", func(c *Config) bool { return c.Store.Sync == SyncNone }},
+		{"store: memory", func(c *Config) bool { return c.Store.Type == StoreMemory && c.Store.Sync == SyncBatch }},
+		{"store: pebble", func(c *Config) bool { return c.Store.Type == StorePebble && c.Store.Dir == "./data" }},
 		{"store: {type: memory, dir: ''}", func(c *Config) bool { return c.Store.Type == StoreMemory }},
 		// null values keep the default
 		{"connect_timeout:\nlog:\nflapping: ~", func(c *Config) bool { return reflect.DeepEqual(c, Defaults()) }},
@@ -293,6 +295,8 @@ func TestErrors(t *testing.T) {
 		{"flapping: {limt: 5}", `config: flapping.limt: unknown key; did you mean "flapping.limit"? (line 1)`},
 		{"log: {level: loud}", `config: log.level: must be debug, info, warn or error, got "loud" (line 1)`},
 		{"log: {format: xml}", `config: log.format: must be text or json, got "xml" (line 1)`},
+		{"store: redis", `config: store: must be pebble or memory, got "redis" (line 1)`},
+		{"store: [memory]", "config: store: must be a mapping of keys to values, got a list (line 1)"},
 		{"store: {type: redis}", `config: store.type: must be pebble or memory, got "redis" (line 1)`},
 		{"store: {sync: sometimes}", `config: store.sync: must be always, batch or none, got "sometimes" (line 1)`},
 		{"store: {dir: ''}", "config: store.dir: must name a directory for the pebble store (line 1)"},
