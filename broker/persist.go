@@ -125,6 +125,7 @@ func (s *Server) Restore(ctx context.Context) error {
 	now := time.Now()
 	for _, r := range st.Retained {
 		if !r.Expires.IsZero() && !now.Before(r.Expires) {
+			s.store.Append(store.DeleteRetained(r.Topic)) // expired while the broker was down
 			continue
 		}
 		s.retained.Set(r.Topic, messageFromRecord(r))

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -203,4 +204,55 @@ func TestRestoreDueWhileDown(t *testing.T) {
 			t.Fatal("a session that expired while the broker was down came back")
 		}
 	})
+}
+
+// An expired retained message leaves the store: at the restart when it
+// expired while the broker was down, and when a subscription finds it.
+// [MQTT-3.3.2-5]
+func TestRestoreDropsExpiredRetained(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memory.NewDurable()
+		srv := restored(t, st, Options{})
+		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		pub.pubWith(packet.Publish{Topic: "short", Payload: []byte("s"), Retain: true, Props: packet.Properties{MessageExpiry: 2}})
+		pub.pubWith(packet.Publish{Topic: "long", Payload: []byte("l"), Retain: true, Props: packet.Properties{MessageExpiry: 20}})
+		pub.pubWith(packet.Publish{Topic: "ever", Payload: []byte("e"), Retain: true})
+		pub.pingSync()
+		srv.Close()
+
+		time.Sleep(3 * time.Second) // "short" expires while no broker runs
+		srv = restored(t, st, Options{})
+		if n := srv.Gauges().Retained; n != 2 {
+			t.Fatalf("%d retained messages after the restart, want 2", n)
+		}
+		synctest.Wait()
+		if names := storedRetained(t, st); len(names) != 2 || names[0] != "ever" || names[1] != "long" {
+			t.Fatalf("stored retained after the restart: %q, want [ever long]", names)
+		}
+
+		time.Sleep(20 * time.Second) // "long" expires too; a subscriber finds it
+		sub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "sub", CleanStart: true})
+		sub.subscribe(1, packet.Subscription{Filter: "#"})
+		sub.wantMsg("ever", "e")
+		sub.wantNothing(time.Second)
+		synctest.Wait()
+		if names := storedRetained(t, st); len(names) != 1 || names[0] != "ever" {
+			t.Fatalf("stored retained after the match: %q, want [ever]", names)
+		}
+	})
+}
+
+// storedRetained returns the sorted topics of the retained messages in st.
+func storedRetained(t *testing.T, st store.Store) []string {
+	t.Helper()
+	state, err := st.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range state.Retained {
+		names = append(names, r.Topic)
+	}
+	slices.Sort(names)
+	return names
 }

@@ -166,10 +166,17 @@ func TestRetainedMessageExpiry(t *testing.T) {
 			t.Fatalf("Message Expiry Interval %d just before expiry, want 1", p.Props.MessageExpiry)
 		}
 		time.Sleep(time.Millisecond)
+		if n := srv.Gauges().Retained; n != 2 {
+			t.Fatalf("%d retained messages before the expired one is matched, want 2", n)
+		}
 		sub.subscribe(3, packet.Subscription{Filter: "exp"})
 		sub.subscribe(4, packet.Subscription{Filter: "forever"})
 		if p := sub.wantMsg("forever", "y"); p.Props.Has(packet.PropMessageExpiry) {
 			t.Fatal("Message Expiry Interval on a message published without one")
+		}
+		// The expired message, found by the subscription, is gone for good.
+		if n := srv.Gauges().Retained; n != 1 {
+			t.Fatalf("%d retained messages after the expired one was matched, want 1", n)
 		}
 	})
 }

@@ -119,11 +119,14 @@ func hasWildcard(f string) bool {
 }
 
 // sendRetained delivers the retained messages matching sub to its session,
-// with Retain set ([MQTT-3.3.1-9]) and expired ones skipped.
+// with Retain set ([MQTT-3.3.1-9]). Expired ones are not sent
+// ([MQTT-3.3.2-5]) and are removed from the index and the store.
 func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
 	var ds []*delivery
+	var expired []*message
 	s.retained.Match(sub.inner, func(_ string, m *message) {
 		if _, ok := m.remaining(now); !ok {
+			expired = append(expired, m)
 			return
 		}
 		d := &delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true}
@@ -132,6 +135,9 @@ func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
 		}
 		ds = append(ds, d)
 	})
+	if len(expired) > 0 {
+		s.dropRetained(expired)
+	}
 	if len(ds) == 0 {
 		return
 	}
@@ -140,6 +146,23 @@ func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
 		ss.deliverLocked(d, now)
 	}
 	ss.mu.Unlock()
+}
+
+// dropRetained removes expired retained messages from the index and the
+// store, each only if it is still the topic's retained message (a new one
+// may have replaced it meanwhile).
+func (s *Server) dropRetained(ms []*message) {
+	s.retainMu.Lock()
+	defer s.retainMu.Unlock()
+	for _, m := range ms {
+		if cur, ok := s.retained.Get(m.pub.Topic); !ok || cur != m {
+			continue
+		}
+		s.retained.Delete(m.pub.Topic)
+		if s.store != nil {
+			s.store.Append(store.DeleteRetained(m.pub.Topic))
+		}
+	}
 }
 
 // handleUnsubscribe processes an UNSUBSCRIBE (section 3.10.4).
