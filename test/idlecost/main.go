@@ -41,21 +41,52 @@ func main() {
 	n := flag.Int("n", 10000, "idle connections to open")
 	workers := flag.Int("workers", 16, "connections opened in parallel")
 	profile := flag.String("profile", "", "directory for the broker's heap profile and goroutine dump")
-	idle := flag.Duration("idle", 2*time.Second, "how long the connections stay idle before the first reading (Go forces a GC every 2 minutes: 150s shows the memory a long-idle broker holds without help)")
+	idle := durations{2 * time.Second}
+	flag.Var(&idle, "idle", "comma-separated times after the last connection at which to read the RSS as it stands, e.g. 2s,30s,150s (Go forces a GC every 2 minutes: 150s shows the memory a long-idle broker holds without help); the last is followed by the GC+FreeOSMemory reading")
 	flag.Parse()
 	raiseFileLimit()
 	if *role == "broker" {
 		runBroker(*profile)
 		return
 	}
-	if err := measure(*n, *workers, *idle, *profile); err != nil {
+	if err := measure(*n, *workers, idle, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
 
+// durations is a flag.Value: a comma-separated list of increasing durations.
+type durations []time.Duration
+
+func (d *durations) String() string {
+	var s []string
+	for _, v := range *d {
+		s = append(s, v.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (d *durations) Set(v string) error {
+	*d = nil
+	for f := range strings.SplitSeq(v, ",") {
+		t, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		if len(*d) > 0 && t <= (*d)[len(*d)-1] {
+			return fmt.Errorf("durations must increase: %s", v)
+		}
+		*d = append(*d, t)
+	}
+	if len(*d) == 0 {
+		return fmt.Errorf("no duration in %q", v)
+	}
+	return nil
+}
+
 // runBroker serves on a loopback port, prints the address, and on SIGUSR1
 // collects garbage, returns free memory to the OS, writes the profiles if
-// asked and prints "settled".
+// asked and prints "settled". On SIGUSR2 it prints the runtime's memory
+// statistics as they stand (no collection).
 func runBroker(profileDir string) {
 	srv := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,9 +94,16 @@ func runBroker(profileDir string) {
 		log.Fatal(err)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
-		for range sig {
+		for s := range sig {
+			if s == syscall.SIGUSR2 {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				fmt.Printf("heap_inuse=%d heap_unreleased_free=%d stack_inuse=%d sys=%d gcs=%d goroutines=%d\n",
+					ms.HeapInuse, ms.HeapIdle-ms.HeapReleased, ms.StackInuse, ms.Sys, ms.NumGC, runtime.NumGoroutine())
+				continue
+			}
 			runtime.GC()
 			debug.FreeOSMemory()
 			if profileDir != "" {
@@ -93,7 +131,7 @@ func writeProfiles(dir string) {
 	}
 }
 
-func measure(n, workers int, idle time.Duration, profileDir string) error {
+func measure(n, workers int, idle []time.Duration, profileDir string) error {
 	args := []string{"-role=broker"}
 	if profileDir != "" {
 		args = append(args, "-profile="+profileDir)
@@ -120,13 +158,14 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 		return fmt.Errorf("broker said %q", lines.Text())
 	}
 	pid := cmd.Process.Pid
-	settle := func() (string, error) {
-		cmd.Process.Signal(syscall.SIGUSR1)
+	ask := func(s syscall.Signal) (string, error) {
+		cmd.Process.Signal(s)
 		if !lines.Scan() {
 			return "", fmt.Errorf("broker exited")
 		}
 		return lines.Text(), nil
 	}
+	settle := func() (string, error) { return ask(syscall.SIGUSR1) }
 
 	// Warm up: one connection, so that the baseline includes the code and
 	// pools every connection shares.
@@ -187,8 +226,22 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 	// buffers time to go back to the pool. A fixed wait is the measurement
 	// itself here (how much memory after this long idle), not a stand-in
 	// for a signal.
-	time.Sleep(idle)
-	afterRaw, _ := vmRSS(pid)
+	fmt.Printf("connections:       %d (opened in %v)\n", n, opened.Round(time.Millisecond))
+	fmt.Printf("broker before:     VmRSS %d KB   (%s)\n", before, info0)
+	done := time.Now()
+	var afterRaw int
+	for _, at := range idle {
+		time.Sleep(time.Until(done.Add(at)))
+		if afterRaw, err = vmRSS(pid); err != nil {
+			return err
+		}
+		info, err := ask(syscall.SIGUSR2)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("after %v idle:  VmRSS %d KB as it stands: %.2f KB per connection   (%s)\n",
+			at, afterRaw, float64(afterRaw-before)/float64(n), info)
+	}
 	info1, err := settle()
 	if err != nil {
 		return err
@@ -197,11 +250,10 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("connections:       %d (opened in %v)\n", n, opened.Round(time.Millisecond))
-	fmt.Printf("broker before:     VmRSS %d KB   (%s)\n", before, info0)
-	fmt.Printf("broker after %v idle: VmRSS %d KB as it stands, %d KB after GC+FreeOSMemory   (%s)\n", idle, afterRaw, after, info1)
-	fmt.Printf("per idle connection: %.2f KB (after GC), %.2f KB (as it stands)\n",
-		float64(after-before)/float64(n), float64(afterRaw-before)/float64(n))
+	fmt.Printf("then GC+FreeOSMemory: VmRSS %d KB: %.2f KB per connection   (%s)\n",
+		after, float64(after-before)/float64(n), info1)
+	fmt.Printf("per idle connection: %.2f KB (after GC), %.2f KB (as it stands after %v)\n",
+		float64(after-before)/float64(n), float64(afterRaw-before)/float64(n), idle[len(idle)-1])
 	return nil
 }
 
