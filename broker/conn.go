@@ -150,6 +150,15 @@ func (c *conn) serve() {
 			}
 		}
 	}
+	// A client that has sent nothing more by the time its CONNACK is queued
+	// parks at once, without waiting ParkAfter: most connections idle right
+	// after connecting, and a burst of connections then never has a
+	// goroutine (and its stack) per connection alive at once. A client
+	// that goes on sending wakes the connection at once (readiness is
+	// level-triggered).
+	if c.pollToken != 0 && c.r.Buffered() == 0 && c.park() {
+		return
+	}
 	c.loop(false)
 }
 

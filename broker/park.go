@@ -16,7 +16,9 @@ import (
 // its buffers and returns; the goroutine ends. When bytes arrive, the keep
 // alive runs out or the connection is closed, wake starts a new goroutine
 // that continues the read loop. An idle connection then costs its structs
-// and its socket, not a goroutine stack. TLS and WebSocket connections
+// and its socket, not a goroutine stack. A connection parks the first time
+// right after its CONNACK, if nothing else has arrived; later ones park
+// after Options.ParkAfter without bytes. TLS and WebSocket connections
 // (whose readiness is not the socket's) and platforms without a poller keep
 // one blocked goroutine each.
 
