@@ -1,7 +1,8 @@
 // Command idlecost measures what an idle MQTT connection costs the broker:
 // it starts the broker in a child process (this same program, embedding
 // broker.New), opens -n idle MQTT connections to it from this process
-// (CONNECT with Keep Alive 0, then nothing), and reads the child's resident
+// (CONNECT with Keep Alive 0, then nothing; -subscribe adds one SUBSCRIBE
+// each), and reads the child's resident
 // memory (VmRSS in /proc/PID/status) before and after.
 //
 //	go run ./test/idlecost -n 10000
@@ -40,6 +41,9 @@ func main() {
 	role := flag.String("role", "client", "client (measures) or broker (the child process)")
 	n := flag.Int("n", 10000, "idle connections to open")
 	workers := flag.Int("workers", 16, "connections opened in parallel")
+	var d dialer
+	flag.BoolVar(&d.subscribe, "subscribe", false, "each connection also subscribes to a topic of its own (QoS 1) and waits for the SUBACK before going idle")
+	flag.UintVar(&d.keepAlive, "keepalive", 0, "the Keep Alive (seconds) each connection asks for; 0: none (the connections must stay idle for less than 1.5 times it)")
 	profile := flag.String("profile", "", "directory for the broker's heap profile and goroutine dump")
 	idle := durations{2 * time.Second}
 	flag.Var(&idle, "idle", "comma-separated times after the last connection at which to read the RSS as it stands, e.g. 2s,30s,150s (Go forces a GC every 2 minutes: 150s shows the memory a long-idle broker holds without help); the last is followed by the GC+FreeOSMemory reading")
@@ -49,7 +53,7 @@ func main() {
 		runBroker(*profile)
 		return
 	}
-	if err := measure(*n, *workers, idle, *profile); err != nil {
+	if err := measure(d, *n, *workers, idle, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -100,8 +104,8 @@ func runBroker(profileDir string) {
 			if s == syscall.SIGUSR2 {
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
-				fmt.Printf("heap_inuse=%d heap_unreleased_free=%d stack_inuse=%d sys=%d gcs=%d goroutines=%d\n",
-					ms.HeapInuse, ms.HeapIdle-ms.HeapReleased, ms.StackInuse, ms.Sys, ms.NumGC, runtime.NumGoroutine())
+				fmt.Printf("heap_inuse=%d heap_unreleased_free=%d stack_inuse=%d sys=%d gcs=%d goroutines=%d allocated=%d mallocs=%d\n",
+					ms.HeapInuse, ms.HeapIdle-ms.HeapReleased, ms.StackInuse, ms.Sys, ms.NumGC, runtime.NumGoroutine(), ms.TotalAlloc, ms.Mallocs)
 				continue
 			}
 			runtime.GC()
@@ -131,7 +135,7 @@ func writeProfiles(dir string) {
 	}
 }
 
-func measure(n, workers int, idle []time.Duration, profileDir string) error {
+func measure(d dialer, n, workers int, idle []time.Duration, profileDir string) error {
 	args := []string{"-role=broker"}
 	if profileDir != "" {
 		args = append(args, "-profile="+profileDir)
@@ -169,7 +173,7 @@ func measure(n, workers int, idle []time.Duration, profileDir string) error {
 
 	// Warm up: one connection, so that the baseline includes the code and
 	// pools every connection shares.
-	warm, err := dialMQTT(addr, "warm-up")
+	warm, err := d.dial(addr, "warm-up")
 	if err != nil {
 		return err
 	}
@@ -191,7 +195,7 @@ func measure(n, workers int, idle []time.Duration, profileDir string) error {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				c, err := dialMQTT(addr, fmt.Sprintf("idle-%06d", i))
+				c, err := d.dial(addr, fmt.Sprintf("idle-%06d", i))
 				if err != nil {
 					errs <- fmt.Errorf("connection %d: %w", i, err)
 					return
@@ -257,34 +261,63 @@ func measure(n, workers int, idle []time.Duration, profileDir string) error {
 	return nil
 }
 
-// dialMQTT opens an MQTT 3.1.1 connection with Keep Alive 0 and waits for
-// its CONNACK.
-func dialMQTT(addr, id string) (net.Conn, error) {
+// dialer opens the idle connections.
+type dialer struct {
+	subscribe bool
+	keepAlive uint
+}
+
+// dial opens an MQTT 3.1.1 connection and waits for its CONNACK and, with
+// subscribe, for the SUBACK of a subscription to "idle/" + id.
+func (d dialer) dial(addr, id string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	b, _ := (&packet.Connect{Version: packet.V311, ClientID: id, CleanStart: true}).Append(nil)
+	b, _ := (&packet.Connect{Version: packet.V311, ClientID: id, CleanStart: true, KeepAlive: uint16(d.keepAlive)}).Append(nil)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(b); err != nil {
 		c.Close()
 		return nil, err
 	}
-	ack := make([]byte, 4)
-	for got := 0; got < 4; {
-		k, err := c.Read(ack[got:])
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		got += k
+	ack := make([]byte, 5)
+	if err := readFull(c, ack[:4]); err != nil {
+		return nil, err
 	}
 	if ack[0] != 0x20 || ack[3] != 0 {
 		c.Close()
-		return nil, fmt.Errorf("CONNACK % x", ack)
+		return nil, fmt.Errorf("CONNACK % x", ack[:4])
+	}
+	if d.subscribe {
+		b, _ := (&packet.Subscribe{Version: packet.V311, PacketID: 1,
+			Subscriptions: []packet.Subscription{{Filter: "idle/" + id, QoS: 1}}}).Append(nil)
+		if _, err := c.Write(b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := readFull(c, ack); err != nil {
+			return nil, err
+		}
+		if ack[0] != 0x90 || ack[4] != 1 {
+			c.Close()
+			return nil, fmt.Errorf("SUBACK % x", ack)
+		}
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// readFull reads len(b) bytes from c, closing c on failure.
+func readFull(c net.Conn, b []byte) error {
+	for got := 0; got < len(b); {
+		k, err := c.Read(b[got:])
+		if err != nil {
+			c.Close()
+			return err
+		}
+		got += k
+	}
+	return nil
 }
 
 // vmRSS reads the resident set size of process pid in KB.
