@@ -42,11 +42,23 @@ func parkable(nc net.Conn) syscall.RawConn {
 	return raw
 }
 
+// maxLingering bounds how many connections of a server wait in awaitData
+// at once, each with a goroutine and its stack (a few KB). Beyond it an
+// idle connection parks at once: a burst of connections that each send a
+// packet or two (CONNECT, SUBSCRIBE) and go quiet then costs at most this
+// many stacks, not one per connection (10,000 lingering read loops held
+// about 40 MB of stacks, which the runtime keeps after they end). The
+// price, for connections past the bound that were not idle after all, is
+// the wake of a parked connection (an epoll_ctl and a new goroutine)
+// instead of a blocked read's.
+const maxLingering = 256
+
 // awaitData waits, without reading, until bytes arrive or the connection
 // has been idle for ParkAfter, and reports whether bytes (or a close)
 // arrived. A busy connection so keeps its goroutine and the latency of a
-// blocked read; only one idle for ParkAfter parks. When the keep alive is
-// due sooner it reports true: the read that follows times out as it should.
+// blocked read; only one idle for ParkAfter parks, or one that finds
+// maxLingering others waiting. When the keep alive is due sooner it
+// reports true: the read that follows times out as it should.
 func (c *conn) awaitData() bool {
 	after := c.srv.opts.ParkAfter
 	if after < 0 {
@@ -56,6 +68,12 @@ func (c *conn) awaitData() bool {
 	if c.readTimeout > 0 && c.lastPacket.Add(c.readTimeout).Before(linger) {
 		return true
 	}
+	waiting := &c.srv.park.lingering
+	if waiting.Add(1) > maxLingering {
+		waiting.Add(-1)
+		return false
+	}
+	defer waiting.Add(-1)
 	c.nc.SetReadDeadline(linger)
 	c.deadline = linger
 	err := c.raw.Read(func(fd uintptr) bool {

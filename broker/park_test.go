@@ -164,3 +164,35 @@ func TestParkRightAfterConnack(t *testing.T) {
 		t.Fatalf("got %q", p.Payload)
 	}
 }
+
+// At most maxLingering connections wait for their next packet with a
+// goroutine; past that bound a connection that has gone quiet parks at
+// once, however long ParkAfter is. Both kinds answer their next packet.
+func TestParkLingerBound(t *testing.T) {
+	t.Parallel()
+	srv, addr := startServer(t, Options{ParkAfter: time.Hour})
+	const extra = 20
+	cs := make([]*tester, maxLingering+extra)
+	for i := range cs {
+		// SUBSCRIBE in the same write as CONNECT: the connection does not
+		// park right after its CONNACK, and after the SUBACK it lingers.
+		c := dial(t, addr, packet.V311)
+		b, _ := (&packet.Connect{Version: packet.V311, ClientID: fmt.Sprint("c", i), CleanStart: true}).Append(nil)
+		b, _ = (&packet.Subscribe{Version: packet.V311, PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "t"}}}).Append(b)
+		c.sendRaw(b)
+		c.wantConnack(packet.Success)
+		if _, ok := c.next(wait).(*packet.Suback); !ok {
+			t.Fatal("want SUBACK")
+		}
+		cs[i] = c
+	}
+	waitParked(t, srv, extra)
+	for _, c := range cs {
+		c.send(&packet.Pingreq{})
+	}
+	for _, c := range cs {
+		if _, ok := c.next(wait).(*packet.Pingresp); !ok {
+			t.Fatal("want PINGRESP")
+		}
+	}
+}
