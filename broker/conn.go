@@ -34,10 +34,8 @@ type conn struct {
 	// immutable
 	srv      *Server
 	nc       net.Conn
-	remote   string
 	listener string
 	w        *writer
-	done     chan struct{} // closed when the connection has finished
 
 	// owned by the read loop
 	r           *packet.Reader
@@ -47,7 +45,7 @@ type conn struct {
 	sess        *session
 	aliasesIn   map[uint16]string // topic aliases set by the client
 	work        *connWork         // borrowed while the read loop runs, returned when it parks
-	kaTimer     *time.Timer       // wakes a parked connection when its keep alive is due
+	kaTimer     *time.Timer       // wakes a parked connection when its keep alive is due; made when first needed
 
 	// parking (park.go)
 	raw       syscall.RawConn // the socket, when the poller can watch it
@@ -81,9 +79,7 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 	c := &conn{
 		srv:         srv,
 		nc:          nc,
-		remote:      nc.RemoteAddr().String(),
 		listener:    listener,
-		done:        make(chan struct{}),
 		problemInfo: true,
 	}
 	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
@@ -96,9 +92,18 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 // logger of its own.
 func (c *conn) logger() *slog.Logger {
 	if c.clientID == "" {
-		return c.srv.log.With("remote", c.remote)
+		return c.srv.log.With("remote", c.remote())
 	}
-	return c.srv.log.With("client_id", c.clientID, "remote", c.remote)
+	return c.srv.log.With("client_id", c.clientID, "remote", c.remote())
+}
+
+// remote returns the peer's address. It is formatted on each call (for
+// logs and authenticators), so that a connection does not hold it.
+func (c *conn) remote() string {
+	if a := c.nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // connWork is what a connection needs only while it processes packets:
@@ -144,10 +149,8 @@ func (c *conn) serve() {
 	}
 	if c.raw != nil {
 		if p := c.srv.parker(); p != nil {
-			if err := p.register(c); err == nil {
-				c.kaTimer = time.AfterFunc(time.Hour, c.wake)
-				c.kaTimer.Stop()
-			}
+			p.register(c) // on failure the connection does not park
+
 		}
 	}
 	// A client that has sent nothing more by the time its CONNACK is queued
@@ -378,7 +381,6 @@ func (c *conn) finish(cause closeCause) {
 	c.srv.putWork(c.work)
 	c.work = nil
 	c.srv.forgetConn(c)
-	close(c.done)
 }
 
 // takeOver is called, under the client id lock, when a new connection claims

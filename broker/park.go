@@ -102,6 +102,13 @@ func (c *conn) park() bool {
 	c.r.Release()
 	c.srv.putWork(c.work)
 	c.work = nil
+	if wait > 0 && c.kaTimer == nil {
+		// Made on the first park with a keep alive (a connection without
+		// one holds no timer), before the connection is parked: a wake may
+		// start a goroutine that stops it at once.
+		c.kaTimer = time.AfterFunc(time.Hour, c.wake)
+		c.kaTimer.Stop()
+	}
 	c.srv.Stats.Parked.Add(1)
 	c.parkState.Store(parked)
 	if wait > 0 {
@@ -114,7 +121,7 @@ func (c *conn) park() bool {
 			return true
 		}
 		c.srv.Stats.Parked.Add(-1)
-		c.kaTimer.Stop()
+		c.stopKeepAliveTimer()
 		c.work = c.srv.getWork()
 		return false
 	}
@@ -132,9 +139,17 @@ func (c *conn) wake() {
 
 // resume continues the read loop of a woken connection.
 func (c *conn) resume() {
-	c.kaTimer.Stop()
+	c.stopKeepAliveTimer()
 	c.work = c.srv.getWork()
 	c.loop(true)
+}
+
+// stopKeepAliveTimer stops the timer that wakes a parked connection when
+// its keep alive is due, if it has one.
+func (c *conn) stopKeepAliveTimer() {
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
 }
 
 // closeConn closes the network connection and wakes the read loop if it is
