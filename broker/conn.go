@@ -38,7 +38,6 @@ type conn struct {
 	w        *writer
 
 	// owned by the read loop
-	r           *packet.Reader
 	deadline    time.Time     // the read deadline last set on nc
 	readTimeout time.Duration // keep alive x multiplier; 0: none
 	lastPacket  time.Time     // when the last complete packet arrived
@@ -106,10 +105,13 @@ func (c *conn) remote() string {
 	return ""
 }
 
-// connWork is what a connection needs only while it processes packets:
-// reused decode targets and routing scratch space. It comes from a pool, so
-// that a parked connection holds none of it.
+// connWork is what a connection needs only while it processes packets: its
+// packet reader, reused decode targets and routing scratch space. It comes
+// from a pool, so that a parked connection holds none of it. (A connection
+// parks with nothing buffered; its reader then holds no state worth
+// keeping: a net.TCPConn never returns bytes and an error together.)
 type connWork struct {
+	r     packet.Reader // reads from the connection
 	pub   packet.Publish
 	ack   packet.Ack
 	route routeScratch
@@ -139,10 +141,7 @@ func (c *conn) Read(p []byte) (int, error) {
 // park.go).
 func (c *conn) serve() {
 	c.lastPacket = time.Now()
-	c.r = packet.NewReader(c)
-	c.r.Pool = c.srv.bufPool
-	c.r.MaxSize = c.srv.opts.MaxPacketSize
-	c.work = c.srv.getWork()
+	c.borrowWork()
 	if cause, ok := c.connectPhase(); !ok {
 		c.finish(cause)
 		return
@@ -159,7 +158,7 @@ func (c *conn) serve() {
 	// goroutine (and its stack) per connection alive at once. A client
 	// that goes on sending wakes the connection at once (readiness is
 	// level-triggered).
-	if c.pollToken != 0 && c.r.Buffered() == 0 && c.park() {
+	if c.pollToken != 0 && c.work.r.Buffered() == 0 && c.park() {
 		return
 	}
 	c.loop(false)
@@ -167,7 +166,7 @@ func (c *conn) serve() {
 
 // connectPhase reads and processes the CONNECT packet.
 func (c *conn) connectPhase() (closeCause, bool) {
-	h, body, err := c.r.Next()
+	h, body, err := c.work.r.Next()
 	if err != nil {
 		return c.readError(err, false), false
 	}
@@ -184,11 +183,11 @@ func (c *conn) connectPhase() (closeCause, bool) {
 // before it considers parking again.
 func (c *conn) loop(woken bool) {
 	for {
-		if !woken && c.r.Buffered() == 0 && c.pollToken != 0 && !c.awaitData() && c.park() {
+		if !woken && c.work.r.Buffered() == 0 && c.pollToken != 0 && !c.awaitData() && c.park() {
 			return
 		}
 		woken = false
-		h, body, err := c.r.Next()
+		h, body, err := c.work.r.Next()
 		if err != nil {
 			c.finish(c.readError(err, true))
 			return
@@ -377,9 +376,7 @@ func (c *conn) finish(cause closeCause) {
 	if c.pollToken != 0 {
 		c.srv.park.forget(c.pollToken)
 	}
-	c.r.Release()
-	c.srv.putWork(c.work)
-	c.work = nil
+	c.returnWork()
 	c.srv.forgetConn(c)
 }
 

@@ -99,9 +99,7 @@ func (c *conn) park() bool {
 			return false // the keep alive is due: read now, and time out
 		}
 	}
-	c.r.Release()
-	c.srv.putWork(c.work)
-	c.work = nil
+	c.returnWork()
 	if wait > 0 && c.kaTimer == nil {
 		// Made on the first park with a keep alive (a connection without
 		// one holds no timer), before the connection is parked: a wake may
@@ -122,7 +120,7 @@ func (c *conn) park() bool {
 		}
 		c.srv.Stats.Parked.Add(-1)
 		c.stopKeepAliveTimer()
-		c.work = c.srv.getWork()
+		c.borrowWork()
 		return false
 	}
 	return true
@@ -140,7 +138,7 @@ func (c *conn) wake() {
 // resume continues the read loop of a woken connection.
 func (c *conn) resume() {
 	c.stopKeepAliveTimer()
-	c.work = c.srv.getWork()
+	c.borrowWork()
 	c.loop(true)
 }
 
@@ -181,14 +179,29 @@ func (c *conn) detachPoller() {
 	}
 }
 
-// getWork borrows a connection's working state from the pool.
-func (s *Server) getWork() *connWork { return s.works.Get().(*connWork) }
+// borrowWork gives the read loop its working state from the server's pool,
+// with a reader of the connection.
+func (c *conn) borrowWork() {
+	w := c.srv.works.Get().(*connWork)
+	w.r.Reset(c)
+	w.r.Pool = c.srv.bufPool
+	w.r.MaxSize = c.srv.opts.MaxPacketSize
+	c.work = w
+}
+
+// returnWork gives the read loop's working state back to the pool. What
+// the reader had buffered, and the body of the last packet, are gone.
+func (c *conn) returnWork() {
+	c.srv.putWork(c.work)
+	c.work = nil
+}
 
 // putWork returns working state to the pool, cleared of references.
 func (s *Server) putWork(w *connWork) {
 	if w == nil {
 		return
 	}
+	w.r.Reset(nil)
 	w.pub = packet.Publish{}
 	w.ack = packet.Ack{}
 	clear(w.route.index)
