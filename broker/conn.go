@@ -81,7 +81,7 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 		listener:    listener,
 		problemInfo: true,
 	}
-	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
+	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c)
 	c.raw = parkable(nc)
 	return c
 }
