@@ -34,20 +34,17 @@ type conn struct {
 	// immutable
 	srv      *Server
 	nc       net.Conn
-	remote   string
 	listener string
 	w        *writer
-	done     chan struct{} // closed when the connection has finished
 
 	// owned by the read loop
-	r           *packet.Reader
 	deadline    time.Time     // the read deadline last set on nc
 	readTimeout time.Duration // keep alive x multiplier; 0: none
 	lastPacket  time.Time     // when the last complete packet arrived
 	sess        *session
 	aliasesIn   map[uint16]string // topic aliases set by the client
 	work        *connWork         // borrowed while the read loop runs, returned when it parks
-	kaTimer     *time.Timer       // wakes a parked connection when its keep alive is due
+	kaTimer     *time.Timer       // wakes a parked connection when its keep alive is due; made when first needed
 
 	// parking (park.go)
 	raw       syscall.RawConn // the socket, when the poller can watch it
@@ -81,12 +78,10 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 	c := &conn{
 		srv:         srv,
 		nc:          nc,
-		remote:      nc.RemoteAddr().String(),
 		listener:    listener,
-		done:        make(chan struct{}),
 		problemInfo: true,
 	}
-	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
+	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c)
 	c.raw = parkable(nc)
 	return c
 }
@@ -96,15 +91,27 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 // logger of its own.
 func (c *conn) logger() *slog.Logger {
 	if c.clientID == "" {
-		return c.srv.log.With("remote", c.remote)
+		return c.srv.log.With("remote", c.remote())
 	}
-	return c.srv.log.With("client_id", c.clientID, "remote", c.remote)
+	return c.srv.log.With("client_id", c.clientID, "remote", c.remote())
 }
 
-// connWork is what a connection needs only while it processes packets:
-// reused decode targets and routing scratch space. It comes from a pool, so
-// that a parked connection holds none of it.
+// remote returns the peer's address. It is formatted on each call (for
+// logs and authenticators), so that a connection does not hold it.
+func (c *conn) remote() string {
+	if a := c.nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// connWork is what a connection needs only while it processes packets: its
+// packet reader, reused decode targets and routing scratch space. It comes
+// from a pool, so that a parked connection holds none of it. (A connection
+// parks with nothing buffered; its reader then holds no state worth
+// keeping: a net.TCPConn never returns bytes and an error together.)
 type connWork struct {
+	r     packet.Reader // reads from the connection
 	pub   packet.Publish
 	ack   packet.Ack
 	route routeScratch
@@ -134,28 +141,32 @@ func (c *conn) Read(p []byte) (int, error) {
 // park.go).
 func (c *conn) serve() {
 	c.lastPacket = time.Now()
-	c.r = packet.NewReader(c)
-	c.r.Pool = c.srv.bufPool
-	c.r.MaxSize = c.srv.opts.MaxPacketSize
-	c.work = c.srv.getWork()
+	c.borrowWork()
 	if cause, ok := c.connectPhase(); !ok {
 		c.finish(cause)
 		return
 	}
 	if c.raw != nil {
 		if p := c.srv.parker(); p != nil {
-			if err := p.register(c); err == nil {
-				c.kaTimer = time.AfterFunc(time.Hour, c.wake)
-				c.kaTimer.Stop()
-			}
+			p.register(c) // on failure the connection does not park
+
 		}
+	}
+	// A client that has sent nothing more by the time its CONNACK is queued
+	// parks at once, without waiting ParkAfter: most connections idle right
+	// after connecting, and a burst of connections then never has a
+	// goroutine (and its stack) per connection alive at once. A client
+	// that goes on sending wakes the connection at once (readiness is
+	// level-triggered).
+	if c.pollToken != 0 && c.work.r.Buffered() == 0 && c.park() {
+		return
 	}
 	c.loop(false)
 }
 
 // connectPhase reads and processes the CONNECT packet.
 func (c *conn) connectPhase() (closeCause, bool) {
-	h, body, err := c.r.Next()
+	h, body, err := c.work.r.Next()
 	if err != nil {
 		return c.readError(err, false), false
 	}
@@ -172,11 +183,11 @@ func (c *conn) connectPhase() (closeCause, bool) {
 // before it considers parking again.
 func (c *conn) loop(woken bool) {
 	for {
-		if !woken && c.r.Buffered() == 0 && c.pollToken != 0 && !c.awaitData() && c.park() {
+		if !woken && c.work.r.Buffered() == 0 && c.pollToken != 0 && !c.awaitData() && c.park() {
 			return
 		}
 		woken = false
-		h, body, err := c.r.Next()
+		h, body, err := c.work.r.Next()
 		if err != nil {
 			c.finish(c.readError(err, true))
 			return
@@ -365,11 +376,8 @@ func (c *conn) finish(cause closeCause) {
 	if c.pollToken != 0 {
 		c.srv.park.forget(c.pollToken)
 	}
-	c.r.Release()
-	c.srv.putWork(c.work)
-	c.work = nil
+	c.returnWork()
 	c.srv.forgetConn(c)
-	close(c.done)
 }
 
 // takeOver is called, under the client id lock, when a new connection claims

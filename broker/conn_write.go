@@ -13,7 +13,9 @@ import (
 // and it exits when the queue is empty, returning its buffers to the pool.
 // One writev (net.Buffers) flushes everything queued since the last write,
 // so a burst to one subscriber costs one system call. An idle connection
-// holds no writer goroutine and no buffer.
+// holds no writer goroutine and no buffer: its queues, arenas included,
+// are borrowed from the server's pool while anything is queued or being
+// written.
 
 // segment is a range of the queue's arena, optionally followed by a payload
 // shared with other subscribers (never copied).
@@ -29,33 +31,52 @@ type outQueue struct {
 	size  int // bytes in arena ranges and payloads
 }
 
+// reset empties the queue, keeping its capacity but no payload.
 func (q *outQueue) reset() {
+	clear(q.segs)
 	q.arena = q.arena[:0]
 	q.segs = q.segs[:0]
 	q.size = 0
 }
 
+// outQueues is what a writer needs only while it has something to write.
+// It comes from a pool of the server's (newOutQueues).
+type outQueues struct {
+	q     outQueue    // producers append here
+	spare outQueue    // the queue being written, reused for the next swap
+	bufs  net.Buffers // the slices of one writev
+	view  net.Buffers // what WriteTo has left of bufs (here, not on the heap per write)
+	flat  []byte      // without writev: the bytes of one Write
+}
+
+// newOutQueues is the New function of the server's pool of outQueues.
+func newOutQueues() any {
+	return &outQueues{q: outQueue{arena: make([]byte, 0, 2048)}}
+}
+
+// writeFailer is told when a write fails or times out.
+type writeFailer interface{ writeFailed(error) }
+
 // writer is the write half of a conn.
 type writer struct {
 	// immutable
 	nc       net.Conn
-	pool     *sync.Pool // of *[]byte arenas
+	pool     *sync.Pool // of *outQueues
 	timeout  time.Duration
-	high     int  // pause producers above this many pending bytes
+	high     int // pause producers above this many pending bytes
+	onError  writeFailer
 	vectored bool // nc writes net.Buffers with one writev
-	onError  func(error)
 
 	mu sync.Mutex
-	// guarded by mu
-	q       outQueue
-	spare   outQueue // the queue being written, reused for the next swap
-	pending int      // bytes queued or being written
-	writing bool     // a writer goroutine is running
-	closed  bool     // no more writes accepted
+	// guarded by mu (in this order, the struct is 96 bytes)
+	writing bool       // a writer goroutine is running
+	closed  bool       // no more writes accepted
+	qs      *outQueues // borrowed while anything is queued or a writer goroutine runs
+	pending int        // bytes queued or being written
 	drained chan struct{}
 }
 
-func newWriter(nc net.Conn, pool *sync.Pool, timeout time.Duration, high int, onError func(error)) *writer {
+func newWriter(nc net.Conn, pool *sync.Pool, timeout time.Duration, high int, onError writeFailer) *writer {
 	w := &writer{nc: nc, pool: pool, timeout: timeout, high: high, onError: onError}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
@@ -75,29 +96,35 @@ func (w *writer) begin() (arena []byte, ok bool) {
 		w.mu.Unlock()
 		return nil, false
 	}
-	if w.q.arena == nil {
-		w.q.arena = (*w.pool.Get().(*[]byte))[:0]
+	if w.qs == nil {
+		w.qs = w.pool.Get().(*outQueues)
 	}
-	return w.q.arena, true
+	return w.qs.q.arena, true
 }
 
 // abort unlocks the writer without queuing anything.
-func (w *writer) abort() { w.mu.Unlock() }
+func (w *writer) abort() {
+	if !w.writing {
+		w.releaseLocked()
+	}
+	w.mu.Unlock()
+}
 
 // commit queues arena[start:] followed by payload (may be nil), which is
 // written without being copied and must not change. It unlocks the writer
 // and returns the bytes pending after queuing.
 func (w *writer) commit(arena []byte, start int, payload []byte) int {
-	w.q.arena = arena
+	q := &w.qs.q
+	q.arena = arena
 	end := len(arena)
 	n := end - start + len(payload)
-	if k := len(w.q.segs); k > 0 && w.q.segs[k-1].payload == nil && w.q.segs[k-1].end == start {
-		w.q.segs[k-1].end = end
-		w.q.segs[k-1].payload = payload
+	if k := len(q.segs); k > 0 && q.segs[k-1].payload == nil && q.segs[k-1].end == start {
+		q.segs[k-1].end = end
+		q.segs[k-1].payload = payload
 	} else {
-		w.q.segs = append(w.q.segs, segment{start, end, payload})
+		q.segs = append(q.segs, segment{start, end, payload})
 	}
-	w.q.size += n
+	q.size += n
 	w.pending += n
 	if !w.writing {
 		w.writing = true
@@ -110,10 +137,10 @@ func (w *writer) commit(arena []byte, start int, payload []byte) int {
 
 // run writes until the queue is empty.
 func (w *writer) run() {
-	var bufs net.Buffers
 	for {
 		w.mu.Lock()
-		if w.q.size == 0 {
+		qs := w.qs // stays borrowed while the writer goroutine runs
+		if qs.q.size == 0 {
 			w.writing = false
 			w.releaseLocked()
 			if w.drained != nil {
@@ -123,11 +150,11 @@ func (w *writer) run() {
 			w.mu.Unlock()
 			return
 		}
-		w.q, w.spare = w.spare, w.q
+		qs.q, qs.spare = qs.spare, qs.q
 		w.mu.Unlock()
 
-		q := &w.spare
-		bufs = bufs[:0]
+		q := &qs.spare
+		bufs := qs.bufs[:0]
 		for _, s := range q.segs {
 			if s.end > s.start {
 				bufs = append(bufs, q.arena[s.start:s.end])
@@ -136,23 +163,31 @@ func (w *writer) run() {
 				bufs = append(bufs, s.payload)
 			}
 		}
+		qs.bufs = bufs
 		n := q.size
 		w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 		var err error
-		if w.vectored {
-			_, err = bufs.WriteTo(w.nc) // one writev
-		} else {
-			err = w.writeFlat(bufs, n)
+		switch {
+		case len(bufs) == 1:
+			// One write(2): writev would also make the socket keep an
+			// iovec array for good.
+			_, err = w.nc.Write(bufs[0])
+		case w.vectored:
+			qs.view = bufs
+			_, err = qs.view.WriteTo(w.nc) // one writev; consumes view
+			qs.view = nil
+		default:
+			err = w.writeFlat(qs, n)
 		}
-		clear(bufs[:cap(bufs)])
+		clear(bufs)
 
 		w.mu.Lock()
-		w.spare.reset()
+		qs.spare.reset()
 		w.pending -= n
 		if err != nil {
 			w.closed = true
-			w.pending -= w.q.size
-			w.q.reset()
+			w.pending -= qs.q.size
+			qs.q.reset()
 		}
 		if w.drained != nil && w.pending <= w.high/2 {
 			close(w.drained)
@@ -160,43 +195,56 @@ func (w *writer) run() {
 		}
 		w.mu.Unlock()
 		if err != nil {
-			w.onError(err)
+			w.onError.writeFailed(err)
 		}
 	}
 }
 
-// writeFlat writes bufs (n bytes in all) with one Write, for connections
+// writeFlat writes qs.bufs (n bytes in all) with one Write, for connections
 // without writev (TLS, WebSocket), where every Write is a TLS record or a
 // WebSocket message of its own.
-func (w *writer) writeFlat(bufs net.Buffers, n int) error {
-	var flat []byte
-	var pooled *[]byte
-	if n <= maxPooledArena {
-		pooled = w.pool.Get().(*[]byte)
-		flat = (*pooled)[:0]
+func (w *writer) writeFlat(qs *outQueues, n int) error {
+	flat := qs.flat[:0]
+	if cap(flat) < n {
+		flat = make([]byte, 0, n)
 	}
-	for _, b := range bufs {
+	for _, b := range qs.bufs {
 		flat = append(flat, b...)
 	}
 	_, err := w.nc.Write(flat)
-	if pooled != nil && cap(flat) <= maxPooledArena {
-		*pooled = flat[:0]
-		w.pool.Put(pooled)
-	}
+	qs.flat = flat[:0]
 	return err
 }
 
-// releaseLocked returns the arenas to the pool when nothing is queued.
+// releaseLocked returns the queues to the pool when nothing is queued. Each
+// buffer larger than maxPooledArena (after a burst) is left to the garbage
+// collector instead.
 func (w *writer) releaseLocked() {
-	for _, q := range []*outQueue{&w.q, &w.spare} {
-		if q.arena != nil && cap(q.arena) <= maxPooledArena {
-			b := q.arena[:0]
-			w.pool.Put(&b)
-		}
-		q.arena = nil
-		q.segs = nil
+	qs := w.qs
+	if qs == nil || qs.q.size > 0 {
+		return
 	}
+	for _, q := range [...]*outQueue{&qs.q, &qs.spare} {
+		q.reset()
+		if cap(q.arena) > maxPooledArena {
+			q.arena = nil
+		}
+		if cap(q.segs) > maxPooledSegs {
+			q.segs = nil
+		}
+	}
+	if cap(qs.bufs) > 2*maxPooledSegs {
+		qs.bufs = nil
+	}
+	if cap(qs.flat) > maxPooledArena {
+		qs.flat = nil
+	}
+	w.qs = nil
+	w.pool.Put(qs)
 }
+
+// maxPooledSegs bounds the segment list kept by pooled queues.
+const maxPooledSegs = 1024
 
 // maxPooledArena is the largest arena returned to the pool; a larger one
 // (after a burst) is left to the garbage collector.
@@ -239,8 +287,13 @@ func (w *writer) close(flush time.Duration) {
 	w.mu.Lock()
 	w.closed = true
 	if flush <= 0 || !w.writing {
-		w.pending -= w.q.size
-		w.q.reset()
+		if w.qs != nil {
+			w.pending -= w.qs.q.size
+			w.qs.q.reset()
+			if !w.writing {
+				w.releaseLocked()
+			}
+		}
 		w.mu.Unlock()
 		return
 	}

@@ -82,7 +82,7 @@ func (c *conn) handleConnect(h packet.FixedHeader, body []byte) (cause closeCaus
 	}
 	if o.Authenticator != nil {
 		info := &ConnectInfo{ClientID: id, Username: cp.Username, HasUsername: cp.HasUsername,
-			Password: cp.Password, HasPassword: cp.HasPassword, Remote: c.remote, Version: c.version, Listener: c.listener}
+			Password: cp.Password, HasPassword: cp.HasPassword, Remote: c.remote(), Version: c.version, Listener: c.listener}
 		ctx, cancel := context.WithTimeout(context.Background(), o.ConnectTimeout)
 		rc := o.Authenticator.Authenticate(ctx, info)
 		cancel()

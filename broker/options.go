@@ -104,7 +104,9 @@ type Options struct {
 	// (epoll), so that idle connections cost no goroutine stack; the next
 	// bytes, its keep alive or a close wake it. 0 means 1 s; negative turns
 	// parking off. Busy connections do not park and keep the latency of a
-	// blocked read.
+	// blocked read. A connection whose client has sent nothing more when
+	// its CONNACK is queued parks at once, without waiting ParkAfter, and
+	// so does one that goes quiet while 256 others wait out ParkAfter.
 	ParkAfter time.Duration
 
 	// ResponseInformation, when set, is the prefix returned as Response

@@ -16,7 +16,9 @@ import (
 // its buffers and returns; the goroutine ends. When bytes arrive, the keep
 // alive runs out or the connection is closed, wake starts a new goroutine
 // that continues the read loop. An idle connection then costs its structs
-// and its socket, not a goroutine stack. TLS and WebSocket connections
+// and its socket, not a goroutine stack. A connection parks the first time
+// right after its CONNACK, if nothing else has arrived; later ones park
+// after Options.ParkAfter without bytes. TLS and WebSocket connections
 // (whose readiness is not the socket's) and platforms without a poller keep
 // one blocked goroutine each.
 
@@ -40,11 +42,23 @@ func parkable(nc net.Conn) syscall.RawConn {
 	return raw
 }
 
+// maxLingering bounds how many connections of a server wait in awaitData
+// at once, each with a goroutine and its stack (a few KB). Beyond it an
+// idle connection parks at once: a burst of connections that each send a
+// packet or two (CONNECT, SUBSCRIBE) and go quiet then costs at most this
+// many stacks, not one per connection (10,000 lingering read loops held
+// about 40 MB of stacks, which the runtime keeps after they end). The
+// price, for connections past the bound that were not idle after all, is
+// the wake of a parked connection (an epoll_ctl and a new goroutine)
+// instead of a blocked read's.
+const maxLingering = 256
+
 // awaitData waits, without reading, until bytes arrive or the connection
 // has been idle for ParkAfter, and reports whether bytes (or a close)
 // arrived. A busy connection so keeps its goroutine and the latency of a
-// blocked read; only one idle for ParkAfter parks. When the keep alive is
-// due sooner it reports true: the read that follows times out as it should.
+// blocked read; only one idle for ParkAfter parks, or one that finds
+// maxLingering others waiting. When the keep alive is due sooner it
+// reports true: the read that follows times out as it should.
 func (c *conn) awaitData() bool {
 	after := c.srv.opts.ParkAfter
 	if after < 0 {
@@ -54,6 +68,12 @@ func (c *conn) awaitData() bool {
 	if c.readTimeout > 0 && c.lastPacket.Add(c.readTimeout).Before(linger) {
 		return true
 	}
+	waiting := &c.srv.park.lingering
+	if waiting.Add(1) > maxLingering {
+		waiting.Add(-1)
+		return false
+	}
+	defer waiting.Add(-1)
 	c.nc.SetReadDeadline(linger)
 	c.deadline = linger
 	err := c.raw.Read(func(fd uintptr) bool {
@@ -79,9 +99,14 @@ func (c *conn) park() bool {
 			return false // the keep alive is due: read now, and time out
 		}
 	}
-	c.r.Release()
-	c.srv.putWork(c.work)
-	c.work = nil
+	c.returnWork()
+	if wait > 0 && c.kaTimer == nil {
+		// Made on the first park with a keep alive (a connection without
+		// one holds no timer), before the connection is parked: a wake may
+		// start a goroutine that stops it at once.
+		c.kaTimer = time.AfterFunc(time.Hour, c.wake)
+		c.kaTimer.Stop()
+	}
 	c.srv.Stats.Parked.Add(1)
 	c.parkState.Store(parked)
 	if wait > 0 {
@@ -94,8 +119,8 @@ func (c *conn) park() bool {
 			return true
 		}
 		c.srv.Stats.Parked.Add(-1)
-		c.kaTimer.Stop()
-		c.work = c.srv.getWork()
+		c.stopKeepAliveTimer()
+		c.borrowWork()
 		return false
 	}
 	return true
@@ -112,9 +137,17 @@ func (c *conn) wake() {
 
 // resume continues the read loop of a woken connection.
 func (c *conn) resume() {
-	c.kaTimer.Stop()
-	c.work = c.srv.getWork()
+	c.stopKeepAliveTimer()
+	c.borrowWork()
 	c.loop(true)
+}
+
+// stopKeepAliveTimer stops the timer that wakes a parked connection when
+// its keep alive is due, if it has one.
+func (c *conn) stopKeepAliveTimer() {
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
 }
 
 // closeConn closes the network connection and wakes the read loop if it is
@@ -146,14 +179,29 @@ func (c *conn) detachPoller() {
 	}
 }
 
-// getWork borrows a connection's working state from the pool.
-func (s *Server) getWork() *connWork { return s.works.Get().(*connWork) }
+// borrowWork gives the read loop its working state from the server's pool,
+// with a reader of the connection.
+func (c *conn) borrowWork() {
+	w := c.srv.works.Get().(*connWork)
+	w.r.Reset(c)
+	w.r.Pool = c.srv.bufPool
+	w.r.MaxSize = c.srv.opts.MaxPacketSize
+	c.work = w
+}
+
+// returnWork gives the read loop's working state back to the pool. What
+// the reader had buffered, and the body of the last packet, are gone.
+func (c *conn) returnWork() {
+	c.srv.putWork(c.work)
+	c.work = nil
+}
 
 // putWork returns working state to the pool, cleared of references.
 func (s *Server) putWork(w *connWork) {
 	if w == nil {
 		return
 	}
+	w.r.Reset(nil)
 	w.pub = packet.Publish{}
 	w.ack = packet.Ack{}
 	clear(w.route.index)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -26,6 +27,8 @@ type poller struct {
 	conns  map[int32]*conn // by token; guarded by mu
 	next   int32           // last token handed out; guarded by mu
 	closed bool            // guarded by mu
+
+	lingering atomic.Int32 // connections waiting in awaitData
 }
 
 func newPoller() (*poller, error) {

@@ -2,10 +2,15 @@
 
 package broker
 
-import "errors"
+import (
+	"errors"
+	"sync/atomic"
+)
 
 // poller is not available here: every connection keeps a goroutine.
-type poller struct{}
+type poller struct {
+	lingering atomic.Int32
+}
 
 func readable(fd uintptr) bool { return true }
 

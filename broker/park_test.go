@@ -131,3 +131,68 @@ func TestParkedMany(t *testing.T) {
 		}
 	}
 }
+
+// A client that sends nothing after CONNECT is parked as soon as its
+// CONNACK is queued, however long ParkAfter is, and answers when it sends
+// again; one whose next packet came with its CONNECT is served first and
+// does not park before ParkAfter.
+func TestParkRightAfterConnack(t *testing.T) {
+	t.Parallel()
+	srv, addr := startServer(t, Options{ParkAfter: time.Hour})
+	idle, _ := connect(t, addr, packet.V311, packet.Connect{ClientID: "idle", CleanStart: true})
+	waitParked(t, srv, 1)
+
+	busy := dial(t, addr, packet.V5)
+	b, _ := (&packet.Connect{Version: packet.V5, ClientID: "busy", CleanStart: true}).Append(nil)
+	b, _ = (&packet.Subscribe{Version: packet.V5, PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "t"}}}).Append(b)
+	busy.sendRaw(b)
+	busy.wantConnack(packet.Success)
+	if _, ok := busy.next(wait).(*packet.Suback); !ok {
+		t.Fatal("want SUBACK")
+	}
+	time.Sleep(quiet) // the busy connection has no reason to park now
+	if n := srv.Stats.Parked.Load(); n != 1 {
+		t.Fatalf("%d connections parked, want 1 (the idle one)", n)
+	}
+
+	idle.send(&packet.Pingreq{})
+	if _, ok := idle.next(wait).(*packet.Pingresp); !ok {
+		t.Fatal("want PINGRESP")
+	}
+	idle.publish("t", "m", 0, false, 0)
+	if p := busy.wantPublish(); string(p.Payload) != "m" {
+		t.Fatalf("got %q", p.Payload)
+	}
+}
+
+// At most maxLingering connections wait for their next packet with a
+// goroutine; past that bound a connection that has gone quiet parks at
+// once, however long ParkAfter is. Both kinds answer their next packet.
+func TestParkLingerBound(t *testing.T) {
+	t.Parallel()
+	srv, addr := startServer(t, Options{ParkAfter: time.Hour})
+	const extra = 20
+	cs := make([]*tester, maxLingering+extra)
+	for i := range cs {
+		// SUBSCRIBE in the same write as CONNECT: the connection does not
+		// park right after its CONNACK, and after the SUBACK it lingers.
+		c := dial(t, addr, packet.V311)
+		b, _ := (&packet.Connect{Version: packet.V311, ClientID: fmt.Sprint("c", i), CleanStart: true}).Append(nil)
+		b, _ = (&packet.Subscribe{Version: packet.V311, PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "t"}}}).Append(b)
+		c.sendRaw(b)
+		c.wantConnack(packet.Success)
+		if _, ok := c.next(wait).(*packet.Suback); !ok {
+			t.Fatal("want SUBACK")
+		}
+		cs[i] = c
+	}
+	waitParked(t, srv, extra)
+	for _, c := range cs {
+		c.send(&packet.Pingreq{})
+	}
+	for _, c := range cs {
+		if _, ok := c.next(wait).(*packet.Pingresp); !ok {
+			t.Fatal("want PINGRESP")
+		}
+	}
+}

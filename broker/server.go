@@ -27,7 +27,7 @@ type Server struct {
 	opts    settings
 	log     *slog.Logger
 	bufPool *packet.BufferPool // read buffers
-	arenas  sync.Pool          // write arenas (*[]byte)
+	arenas  sync.Pool          // writers' queues and arenas (*outQueues)
 	limits  topic.Limits
 	store   store.Store // nil: memory only
 	// durable: the store keeps its state for the next Server (a restart),
@@ -78,7 +78,7 @@ func New(opts Options) *Server {
 		s.restored.Store(true)
 	}
 	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
-	s.arenas.New = func() any { b := make([]byte, 0, 2048); return &b }
+	s.arenas.New = newOutQueues
 	s.works.New = func() any { return new(connWork) }
 	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
 	return s

@@ -88,7 +88,7 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 			if battles >= 3 {
 				c.logger().Warn("connection battle: client id taken over repeatedly", "takeovers_in_window", battles, "window", s.opts.FlapWindow)
 			} else {
-				c.logger().Info("session taken over", "old_remote", prev.remote)
+				c.logger().Info("session taken over", "old_remote", prev.remote())
 			}
 			endGroup := s.group()
 			s.detach(old, prev, closeCause{code: packet.SessionTakenOver, reason: "session taken over", takeover: true}, now)

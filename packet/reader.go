@@ -104,6 +104,17 @@ func NewReader(rd io.Reader) *Reader {
 	return r
 }
 
+// Reset makes r read from rd as a new Reader would, keeping MaxSize and
+// Pool: buffered bytes and an error that came with the last bytes read are
+// discarded, and a borrowed buffer goes back to its pool. A Reader between
+// streams can so wait in a pool of its own (rd nil), holding nothing.
+func (r *Reader) Reset(rd io.Reader) {
+	r.release()
+	r.rd = rd
+	r.r, r.w = 0, 0
+	r.readErr = nil
+}
+
 // Buffered reports how many bytes are read but not yet returned.
 func (r *Reader) Buffered() int { return r.w - r.r }
 

@@ -376,6 +376,44 @@ func TestReaderPoolReturn(t *testing.T) {
 	}
 }
 
+// TestReaderReset checks that a Reset Reader gives back its pool buffer,
+// forgets what was buffered and reads the new stream from its start; a zero
+// Reader after Reset works as one from NewReader.
+func TestReaderReset(t *testing.T) {
+	pool := NewBufferPool(0)
+	var returned int
+	pool.testHookPut = func(*[]byte) { returned++ }
+	p1 := mustAppend(t, &Publish{Version: V5, QoS: 1, PacketID: 1, Topic: "a", Payload: make([]byte, 200)})
+	p2 := mustAppend(t, &Ack{Kind: PUBACK, Version: V5, PacketID: 7})
+	for _, r := range []*Reader{NewReader(nil), new(Reader)} {
+		returned = 0
+		r.Pool = pool
+		r.MaxSize = 1000
+		r.Reset(&scriptReader{tb: t, chunks: [][]byte{p1[:10], append(p1[10:], p2...)}})
+		if _, _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if r.Buffered() == 0 || r.pooled == nil {
+			t.Fatalf("p2 is not buffered in a pool buffer (%d bytes)", r.Buffered())
+		}
+		r.Reset(bytes.NewReader(p2))
+		if returned != 1 || r.Buffered() != 0 || !r.inSmall() {
+			t.Fatalf("after Reset: %d buffers returned, %d bytes buffered", returned, r.Buffered())
+		}
+		h, body, err := r.Next()
+		if err != nil || h.Type != PUBACK || body[1] != 7 {
+			t.Fatalf("got %s % x, %v; want the PUBACK of the new stream", h.Type, body, err)
+		}
+		if _, _, err := r.Next(); err != io.EOF {
+			t.Fatalf("got %v, want io.EOF", err)
+		}
+		r.Reset(bytes.NewReader(mustAppend(t, &Publish{Version: V5, Topic: "a", Payload: make([]byte, 1000)})))
+		if _, _, err := r.Next(); CodeOf(err, 0) != PacketTooLarge {
+			t.Fatalf("got %v, want PacketTooLarge: MaxSize is kept", err)
+		}
+	}
+}
+
 // TestReaderHugeDeclaredSize checks that a 256 MiB declared size with only
 // a few bytes sent costs memory in proportion to what arrived, not to what
 // was declared.

@@ -1,7 +1,8 @@
 // Command idlecost measures what an idle MQTT connection costs the broker:
 // it starts the broker in a child process (this same program, embedding
 // broker.New), opens -n idle MQTT connections to it from this process
-// (CONNECT with Keep Alive 0, then nothing), and reads the child's resident
+// (CONNECT with Keep Alive 0, then nothing; -subscribe adds one SUBSCRIBE
+// each), and reads the child's resident
 // memory (VmRSS in /proc/PID/status) before and after.
 //
 //	go run ./test/idlecost -n 10000
@@ -40,32 +41,79 @@ func main() {
 	role := flag.String("role", "client", "client (measures) or broker (the child process)")
 	n := flag.Int("n", 10000, "idle connections to open")
 	workers := flag.Int("workers", 16, "connections opened in parallel")
+	var d dialer
+	flag.BoolVar(&d.subscribe, "subscribe", false, "each connection also subscribes to a topic of its own (QoS 1) and waits for the SUBACK before going idle")
+	flag.UintVar(&d.keepAlive, "keepalive", 0, "the Keep Alive (seconds) each connection asks for; 0: none (the connections must stay idle for less than 1.5 times it)")
 	profile := flag.String("profile", "", "directory for the broker's heap profile and goroutine dump")
-	idle := flag.Duration("idle", 2*time.Second, "how long the connections stay idle before the first reading (Go forces a GC every 2 minutes: 150s shows the memory a long-idle broker holds without help)")
+	idle := durations{2 * time.Second}
+	flag.Var(&idle, "idle", "comma-separated times after the last connection at which to read the RSS as it stands, e.g. 2s,30s,150s (Go forces a GC every 2 minutes: 150s shows the memory a long-idle broker holds without help); the last is followed by the GC+FreeOSMemory reading")
 	flag.Parse()
 	raiseFileLimit()
 	if *role == "broker" {
 		runBroker(*profile)
 		return
 	}
-	if err := measure(*n, *workers, *idle, *profile); err != nil {
+	if err := measure(d, *n, *workers, idle, *profile); err != nil {
 		log.Fatal(err)
 	}
 }
 
+// durations is a flag.Value: a comma-separated list of increasing durations.
+type durations []time.Duration
+
+func (d *durations) String() string {
+	var s []string
+	for _, v := range *d {
+		s = append(s, v.String())
+	}
+	return strings.Join(s, ",")
+}
+
+func (d *durations) Set(v string) error {
+	*d = nil
+	for f := range strings.SplitSeq(v, ",") {
+		t, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		if len(*d) > 0 && t <= (*d)[len(*d)-1] {
+			return fmt.Errorf("durations must increase: %s", v)
+		}
+		*d = append(*d, t)
+	}
+	if len(*d) == 0 {
+		return fmt.Errorf("no duration in %q", v)
+	}
+	return nil
+}
+
 // runBroker serves on a loopback port, prints the address, and on SIGUSR1
 // collects garbage, returns free memory to the OS, writes the profiles if
-// asked and prints "settled".
+// asked and prints "settled". On SIGUSR2 it prints the runtime's memory
+// statistics as they stand (no collection).
 func runBroker(profileDir string) {
+	if profileDir != "" {
+		// Record every allocation: the profile then accounts for each
+		// byte a connection holds (its readings of RSS are a little
+		// higher than without).
+		runtime.MemProfileRate = 1
+	}
 	srv := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
-		for range sig {
+		for s := range sig {
+			if s == syscall.SIGUSR2 {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				fmt.Printf("heap_inuse=%d heap_unreleased_free=%d stack_inuse=%d sys=%d gcs=%d goroutines=%d allocated=%d mallocs=%d\n",
+					ms.HeapInuse, ms.HeapIdle-ms.HeapReleased, ms.StackInuse, ms.Sys, ms.NumGC, runtime.NumGoroutine(), ms.TotalAlloc, ms.Mallocs)
+				continue
+			}
 			runtime.GC()
 			debug.FreeOSMemory()
 			if profileDir != "" {
@@ -93,7 +141,7 @@ func writeProfiles(dir string) {
 	}
 }
 
-func measure(n, workers int, idle time.Duration, profileDir string) error {
+func measure(d dialer, n, workers int, idle []time.Duration, profileDir string) error {
 	args := []string{"-role=broker"}
 	if profileDir != "" {
 		args = append(args, "-profile="+profileDir)
@@ -120,17 +168,18 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 		return fmt.Errorf("broker said %q", lines.Text())
 	}
 	pid := cmd.Process.Pid
-	settle := func() (string, error) {
-		cmd.Process.Signal(syscall.SIGUSR1)
+	ask := func(s syscall.Signal) (string, error) {
+		cmd.Process.Signal(s)
 		if !lines.Scan() {
 			return "", fmt.Errorf("broker exited")
 		}
 		return lines.Text(), nil
 	}
+	settle := func() (string, error) { return ask(syscall.SIGUSR1) }
 
 	// Warm up: one connection, so that the baseline includes the code and
 	// pools every connection shares.
-	warm, err := dialMQTT(addr, "warm-up")
+	warm, err := d.dial(addr, "warm-up")
 	if err != nil {
 		return err
 	}
@@ -152,7 +201,7 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				c, err := dialMQTT(addr, fmt.Sprintf("idle-%06d", i))
+				c, err := d.dial(addr, fmt.Sprintf("idle-%06d", i))
 				if err != nil {
 					errs <- fmt.Errorf("connection %d: %w", i, err)
 					return
@@ -187,8 +236,22 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 	// buffers time to go back to the pool. A fixed wait is the measurement
 	// itself here (how much memory after this long idle), not a stand-in
 	// for a signal.
-	time.Sleep(idle)
-	afterRaw, _ := vmRSS(pid)
+	fmt.Printf("connections:       %d (opened in %v)\n", n, opened.Round(time.Millisecond))
+	fmt.Printf("broker before:     VmRSS %d KB   (%s)\n", before, info0)
+	done := time.Now()
+	var afterRaw int
+	for _, at := range idle {
+		time.Sleep(time.Until(done.Add(at)))
+		if afterRaw, err = vmRSS(pid); err != nil {
+			return err
+		}
+		info, err := ask(syscall.SIGUSR2)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("after %v idle:  VmRSS %d KB as it stands: %.2f KB per connection   (%s)\n",
+			at, afterRaw, float64(afterRaw-before)/float64(n), info)
+	}
 	info1, err := settle()
 	if err != nil {
 		return err
@@ -197,42 +260,70 @@ func measure(n, workers int, idle time.Duration, profileDir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("connections:       %d (opened in %v)\n", n, opened.Round(time.Millisecond))
-	fmt.Printf("broker before:     VmRSS %d KB   (%s)\n", before, info0)
-	fmt.Printf("broker after %v idle: VmRSS %d KB as it stands, %d KB after GC+FreeOSMemory   (%s)\n", idle, afterRaw, after, info1)
-	fmt.Printf("per idle connection: %.2f KB (after GC), %.2f KB (as it stands)\n",
-		float64(after-before)/float64(n), float64(afterRaw-before)/float64(n))
+	fmt.Printf("then GC+FreeOSMemory: VmRSS %d KB: %.2f KB per connection   (%s)\n",
+		after, float64(after-before)/float64(n), info1)
+	fmt.Printf("per idle connection: %.2f KB (after GC), %.2f KB (as it stands after %v)\n",
+		float64(after-before)/float64(n), float64(afterRaw-before)/float64(n), idle[len(idle)-1])
 	return nil
 }
 
-// dialMQTT opens an MQTT 3.1.1 connection with Keep Alive 0 and waits for
-// its CONNACK.
-func dialMQTT(addr, id string) (net.Conn, error) {
+// dialer opens the idle connections.
+type dialer struct {
+	subscribe bool
+	keepAlive uint
+}
+
+// dial opens an MQTT 3.1.1 connection and waits for its CONNACK and, with
+// subscribe, for the SUBACK of a subscription to "idle/" + id.
+func (d dialer) dial(addr, id string) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	b, _ := (&packet.Connect{Version: packet.V311, ClientID: id, CleanStart: true}).Append(nil)
+	b, _ := (&packet.Connect{Version: packet.V311, ClientID: id, CleanStart: true, KeepAlive: uint16(d.keepAlive)}).Append(nil)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(b); err != nil {
 		c.Close()
 		return nil, err
 	}
-	ack := make([]byte, 4)
-	for got := 0; got < 4; {
-		k, err := c.Read(ack[got:])
-		if err != nil {
-			c.Close()
-			return nil, err
-		}
-		got += k
+	ack := make([]byte, 5)
+	if err := readFull(c, ack[:4]); err != nil {
+		return nil, err
 	}
 	if ack[0] != 0x20 || ack[3] != 0 {
 		c.Close()
-		return nil, fmt.Errorf("CONNACK % x", ack)
+		return nil, fmt.Errorf("CONNACK % x", ack[:4])
+	}
+	if d.subscribe {
+		b, _ := (&packet.Subscribe{Version: packet.V311, PacketID: 1,
+			Subscriptions: []packet.Subscription{{Filter: "idle/" + id, QoS: 1}}}).Append(nil)
+		if _, err := c.Write(b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := readFull(c, ack); err != nil {
+			return nil, err
+		}
+		if ack[0] != 0x90 || ack[4] != 1 {
+			c.Close()
+			return nil, fmt.Errorf("SUBACK % x", ack)
+		}
 	}
 	c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// readFull reads len(b) bytes from c, closing c on failure.
+func readFull(c net.Conn, b []byte) error {
+	for got := 0; got < len(b); {
+		k, err := c.Read(b[got:])
+		if err != nil {
+			c.Close()
+			return err
+		}
+		got += k
+	}
+	return nil
 }
 
 // vmRSS reads the resident set size of process pid in KB.
