@@ -86,7 +86,7 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 		done:        make(chan struct{}),
 		problemInfo: true,
 	}
-	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
+	c.w = newWriter(nc, srv.writing, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c.writeFailed)
 	c.raw = parkable(nc)
 	return c
 }

@@ -8,12 +8,65 @@ import (
 
 // The write side of a connection. Producers (the connection's own read loop,
 // publishers' read loops delivering to it, timers) append encoded packets to
-// a pending queue under wmu. A writer goroutine exists only while there is
+// a pending queue under mu. A writer goroutine exists only while there is
 // something to write: the first producer to find the queue idle starts it,
 // and it exits when the queue is empty, returning its buffers to the pool.
 // One writev (net.Buffers) flushes everything queued since the last write,
 // so a burst to one subscriber costs one system call. An idle connection
 // holds no writer goroutine and no buffer.
+
+// writePools are the server's pools for writing, shared by every
+// connection: the buffers packets are queued in, and the scratch state of
+// running writer goroutines. An idle connection holds none of them, and in
+// the steady state writing allocates nothing: buffers are pointers that
+// go back to the pool as they came, and a writer goroutine starts from a
+// pooled job whose function value was made once.
+type writePools struct {
+	bufs sync.Pool // *outBuf
+	jobs sync.Pool // *writerJob
+}
+
+func newWritePools() *writePools {
+	p := &writePools{}
+	p.bufs.New = func() any { return &outBuf{arena: make([]byte, 0, 2048)} }
+	p.jobs.New = func() any { j := &writerJob{}; j.start = j.run; return j }
+	return p
+}
+
+// maxPooledArena is the largest arena returned to the pool; a larger one
+// (after a burst) is left to the garbage collector, as is a segment list
+// grown past maxPooledSegs.
+const (
+	maxPooledArena = 64 << 10
+	maxPooledSegs  = 1024
+)
+
+// getBuf borrows an empty buffer.
+func (p *writePools) getBuf() *outBuf { return p.bufs.Get().(*outBuf) }
+
+// putBuf gives a buffer back, emptied.
+func (p *writePools) putBuf(b *outBuf) {
+	b.arena = b.arena[:0]
+	if cap(b.arena) > maxPooledArena {
+		b.arena = nil
+	}
+	clear(b.segs) // keep no shared payload alive
+	b.segs = b.segs[:0]
+	if cap(b.segs) > maxPooledSegs {
+		b.segs = nil
+	}
+	p.bufs.Put(b)
+}
+
+// writerJob is what a running writer goroutine borrows from the pool.
+type writerJob struct {
+	w     *writer
+	start func()      // j.run, made once per job
+	bufs  net.Buffers // the vectors of one writev; the array is reused
+	out   net.Buffers // bufs as consumed by WriteTo
+}
+
+func (j *writerJob) run() { j.w.run(j) }
 
 // segment is a range of the queue's arena, optionally followed by a payload
 // shared with other subscribers (never copied).
@@ -22,16 +75,26 @@ type segment struct {
 	payload    []byte
 }
 
-// outQueue holds encoded bytes waiting to be written.
-type outQueue struct {
+// outBuf holds encoded bytes: an arena of encoded packets and the segments
+// that order them with the shared payloads between.
+type outBuf struct {
 	arena []byte
 	segs  []segment
-	size  int // bytes in arena ranges and payloads
 }
 
+// outQueue is bytes waiting to be written.
+type outQueue struct {
+	buf  *outBuf // borrowed from the pool while the writer is busy; may be nil
+	size int     // bytes in arena ranges and payloads
+}
+
+// reset empties q, keeping its buffer.
 func (q *outQueue) reset() {
-	q.arena = q.arena[:0]
-	q.segs = q.segs[:0]
+	if q.buf != nil {
+		q.buf.arena = q.buf.arena[:0]
+		clear(q.buf.segs)
+		q.buf.segs = q.buf.segs[:0]
+	}
 	q.size = 0
 }
 
@@ -39,7 +102,7 @@ func (q *outQueue) reset() {
 type writer struct {
 	// immutable
 	nc       net.Conn
-	pool     *sync.Pool // of *[]byte arenas
+	pools    *writePools
 	timeout  time.Duration
 	high     int  // pause producers above this many pending bytes
 	vectored bool // nc writes net.Buffers with one writev
@@ -55,8 +118,8 @@ type writer struct {
 	drained chan struct{}
 }
 
-func newWriter(nc net.Conn, pool *sync.Pool, timeout time.Duration, high int, onError func(error)) *writer {
-	w := &writer{nc: nc, pool: pool, timeout: timeout, high: high, onError: onError}
+func newWriter(nc net.Conn, pools *writePools, timeout time.Duration, high int, onError func(error)) *writer {
+	w := &writer{nc: nc, pools: pools, timeout: timeout, high: high, onError: onError}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		w.vectored = true
@@ -75,10 +138,10 @@ func (w *writer) begin() (arena []byte, ok bool) {
 		w.mu.Unlock()
 		return nil, false
 	}
-	if w.q.arena == nil {
-		w.q.arena = (*w.pool.Get().(*[]byte))[:0]
+	if w.q.buf == nil {
+		w.q.buf = w.pools.getBuf()
 	}
-	return w.q.arena, true
+	return w.q.buf.arena, true
 }
 
 // abort unlocks the writer without queuing anything.
@@ -88,29 +151,31 @@ func (w *writer) abort() { w.mu.Unlock() }
 // written without being copied and must not change. It unlocks the writer
 // and returns the bytes pending after queuing.
 func (w *writer) commit(arena []byte, start int, payload []byte) int {
-	w.q.arena = arena
+	q := w.q.buf
+	q.arena = arena
 	end := len(arena)
 	n := end - start + len(payload)
-	if k := len(w.q.segs); k > 0 && w.q.segs[k-1].payload == nil && w.q.segs[k-1].end == start {
-		w.q.segs[k-1].end = end
-		w.q.segs[k-1].payload = payload
+	if k := len(q.segs); k > 0 && q.segs[k-1].payload == nil && q.segs[k-1].end == start {
+		q.segs[k-1].end = end
+		q.segs[k-1].payload = payload
 	} else {
-		w.q.segs = append(w.q.segs, segment{start, end, payload})
+		q.segs = append(q.segs, segment{start, end, payload})
 	}
 	w.q.size += n
 	w.pending += n
 	if !w.writing {
 		w.writing = true
-		go w.run()
+		j := w.pools.jobs.Get().(*writerJob)
+		j.w = w
+		go j.start()
 	}
 	pending := w.pending
 	w.mu.Unlock()
 	return pending
 }
 
-// run writes until the queue is empty.
-func (w *writer) run() {
-	var bufs net.Buffers
+// run writes until the queue is empty, then gives j back.
+func (w *writer) run(j *writerJob) {
 	for {
 		w.mu.Lock()
 		if w.q.size == 0 {
@@ -121,13 +186,15 @@ func (w *writer) run() {
 				w.drained = nil
 			}
 			w.mu.Unlock()
+			j.w = nil
+			w.pools.jobs.Put(j)
 			return
 		}
 		w.q, w.spare = w.spare, w.q
 		w.mu.Unlock()
 
-		q := &w.spare
-		bufs = bufs[:0]
+		q := w.spare.buf
+		bufs := j.bufs[:0]
 		for _, s := range q.segs {
 			if s.end > s.start {
 				bufs = append(bufs, q.arena[s.start:s.end])
@@ -136,15 +203,18 @@ func (w *writer) run() {
 				bufs = append(bufs, s.payload)
 			}
 		}
-		n := q.size
+		n := w.spare.size
 		w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 		var err error
 		if w.vectored {
-			_, err = bufs.WriteTo(w.nc) // one writev
+			j.out = bufs
+			_, err = j.out.WriteTo(w.nc) // one writev
+			j.out = nil
 		} else {
 			err = w.writeFlat(bufs, n)
 		}
-		clear(bufs[:cap(bufs)])
+		clear(bufs) // keep no arena or payload alive
+		j.bufs = bufs[:0]
 
 		w.mu.Lock()
 		w.spare.reset()
@@ -169,38 +239,31 @@ func (w *writer) run() {
 // without writev (TLS, WebSocket), where every Write is a TLS record or a
 // WebSocket message of its own.
 func (w *writer) writeFlat(bufs net.Buffers, n int) error {
-	var flat []byte
-	var pooled *[]byte
-	if n <= maxPooledArena {
-		pooled = w.pool.Get().(*[]byte)
-		flat = (*pooled)[:0]
+	tmp := w.pools.getBuf()
+	flat := tmp.arena[:0]
+	if n > maxPooledArena {
+		flat = make([]byte, 0, n)
 	}
 	for _, b := range bufs {
 		flat = append(flat, b...)
 	}
 	_, err := w.nc.Write(flat)
-	if pooled != nil && cap(flat) <= maxPooledArena {
-		*pooled = flat[:0]
-		w.pool.Put(pooled)
+	if n <= maxPooledArena {
+		tmp.arena = flat
 	}
+	w.pools.putBuf(tmp)
 	return err
 }
 
-// releaseLocked returns the arenas to the pool when nothing is queued.
+// releaseLocked returns the buffers to the pool when nothing is queued.
 func (w *writer) releaseLocked() {
 	for _, q := range []*outQueue{&w.q, &w.spare} {
-		if q.arena != nil && cap(q.arena) <= maxPooledArena {
-			b := q.arena[:0]
-			w.pool.Put(&b)
+		if q.buf != nil {
+			w.pools.putBuf(q.buf)
+			q.buf = nil
 		}
-		q.arena = nil
-		q.segs = nil
 	}
 }
-
-// maxPooledArena is the largest arena returned to the pool; a larger one
-// (after a burst) is left to the garbage collector.
-const maxPooledArena = 64 << 10
 
 // waitDrained blocks until the pending bytes fall to half the high-water
 // mark, the writer closes, or the deadline passes. It reports whether the

@@ -27,7 +27,7 @@ type Server struct {
 	opts    settings
 	log     *slog.Logger
 	bufPool *packet.BufferPool // read buffers
-	arenas  sync.Pool          // write arenas (*[]byte)
+	writing *writePools        // write arenas and writer goroutine state
 	limits  topic.Limits
 	store   store.Store // nil: memory only
 
@@ -53,9 +53,10 @@ type Server struct {
 	// retainMu orders retained-message changes with their store records.
 	retainMu sync.Mutex
 
-	works    sync.Pool // *connWork
-	parkOnce sync.Once
-	park     *poller // nil where connections cannot park
+	works      sync.Pool // *connWork
+	deliveries sync.Pool // *delivery, kept by sessions until acknowledged
+	parkOnce   sync.Once
+	park       *poller // nil where connections cannot park
 }
 
 // New returns a Server configured by opts.
@@ -74,8 +75,9 @@ func New(opts Options) *Server {
 		s.restored.Store(true)
 	}
 	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
-	s.arenas.New = func() any { b := make([]byte, 0, 2048); return &b }
+	s.writing = newWritePools()
 	s.works.New = func() any { return new(connWork) }
+	s.deliveries.New = func() any { return new(delivery) }
 	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
 	return s
 }

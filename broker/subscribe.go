@@ -121,23 +121,23 @@ func hasWildcard(f string) bool {
 // sendRetained delivers the retained messages matching sub to its session,
 // with Retain set ([MQTT-3.3.1-9]) and expired ones skipped.
 func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
-	var ds []*delivery
+	var ds []delivery
+	var subIDs []int
+	if sub.id > 0 {
+		subIDs = []int{sub.id}
+	}
 	s.retained.Match(sub.inner, func(_ string, m *message) {
 		if _, ok := m.remaining(now); !ok {
 			return
 		}
-		d := &delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true}
-		if sub.id > 0 {
-			d.subIDs = []int{sub.id}
-		}
-		ds = append(ds, d)
+		ds = append(ds, delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true, subIDs: subIDs})
 	})
 	if len(ds) == 0 {
 		return
 	}
 	ss.mu.Lock()
-	for _, d := range ds {
-		ss.deliverLocked(d, now)
+	for i := range ds {
+		ss.deliverLocked(&ds[i], now, nil)
 	}
 	ss.mu.Unlock()
 }
