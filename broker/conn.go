@@ -69,7 +69,11 @@ type conn struct {
 	maxOut      int    // the client's Maximum Packet Size; 0: no limit
 	aliasMaxOut uint16 // the client's Topic Alias Maximum
 	problemInfo bool   // Request Problem Information (5.0), default true
-	sendQuota   int    // how many QoS 1/2 messages may be in flight to the client
+	// acksDeferred counts the QoS 1 PUBLISH packets whose PUBACK waits
+	// for the store: incremented by the read loop, decremented by the
+	// store's callback. (Placed here, it fits in padding.)
+	acksDeferred atomic.Int32
+	sendQuota    int // how many QoS 1/2 messages may be in flight to the client
 
 	connacked atomic.Bool // CONNACK with Success has been queued
 
