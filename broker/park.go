@@ -82,7 +82,7 @@ func (c *conn) park() bool {
 	c.r.Release()
 	c.srv.putWork(c.work)
 	c.work = nil
-	c.srv.Stats.Parked.Add(1)
+	c.srv.parkedAdd(1)
 	c.parkState.Store(parked)
 	if wait > 0 {
 		c.kaTimer.Reset(wait)
@@ -93,7 +93,7 @@ func (c *conn) park() bool {
 		if !c.parkState.CompareAndSwap(parked, running) {
 			return true
 		}
-		c.srv.Stats.Parked.Add(-1)
+		c.srv.parkedAdd(-1)
 		c.kaTimer.Stop()
 		c.work = c.srv.getWork()
 		return false
@@ -105,7 +105,7 @@ func (c *conn) park() bool {
 // (readiness, the keep-alive timer, a close) may call it; one wins.
 func (c *conn) wake() {
 	if c.parkState.CompareAndSwap(parked, running) {
-		c.srv.Stats.Parked.Add(-1)
+		c.srv.parkedAdd(-1)
 		go c.resume()
 	}
 }

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"errors"
-	"net"
 	"sync"
 	"testing"
 
@@ -42,24 +40,6 @@ func (s *heldStore) setHold(hold bool) {
 	}
 }
 
-// serveRestored serves srv (restored from its store) on a loopback port.
-func serveRestored(t *testing.T, srv *Server) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return l.Addr().String()
-}
-
 // Our Receive Maximum counts every QoS 1 and 2 PUBLISH not yet answered by
 // PUBACK or PUBCOMP: QoS 1 messages whose PUBACK waits for the store
 // count as much as QoS 2 messages awaiting PUBREL, and one more than
@@ -68,7 +48,7 @@ func TestReceiveMaximumCountsDeferredAcks(t *testing.T) {
 	t.Parallel()
 	st := &heldStore{Store: memory.New()}
 	srv := restored(t, st, Options{ReceiveMaximum: 2})
-	addr := serveRestored(t, srv)
+	addr := serve(t, srv)
 	pub, ack := connect(t, addr, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
 	eq(t, "Receive Maximum", ack.Props.ReceiveMaximum, 2)
 
@@ -89,5 +69,6 @@ func TestReceiveMaximumCountsDeferredAcks(t *testing.T) {
 	pub.pingSync()
 	pub.publish("q/1", "e", 1, false, 5)
 	pub.wantDisconnect(packet.ReceiveMaximumExceeded)
+	srv.Close() // returns once every connection has finished, its exit counted
 	wantStat(t, "Exits(0x93)", srv.Stats.Exits(packet.ReceiveMaximumExceeded), 1)
 }

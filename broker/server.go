@@ -57,6 +57,11 @@ type Server struct {
 	deliveries sync.Pool // *delivery, kept by sessions until acknowledged
 	parkOnce   sync.Once
 	park       *poller // nil where connections cannot park
+
+	// parkedChanged, when not nil, gets a signal (without blocking, so at
+	// most one is pending) after every change of Stats.Parked. Tests set it,
+	// with capacity 1, before serving, to wait for parking without polling.
+	parkedChanged chan struct{}
 }
 
 // New returns a Server configured by opts.
