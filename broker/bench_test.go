@@ -117,3 +117,131 @@ func BenchmarkQoS1RoundTrip(b *testing.B) {
 	}
 	b.StopTimer()
 }
+
+// fanOutSubscriber reads what the broker sends one subscriber and, for each
+// PUBLISH, acknowledges QoS 1 and reports it on got.
+func fanOutSubscriber(t testing.TB, tc *tester, got chan<- struct{}) {
+	tc.nc.SetDeadline(time.Time{})
+	var pub packet.Publish
+	pub.Version = tc.v
+	ack := packet.Ack{Kind: packet.PUBACK, Version: tc.v}
+	var out []byte
+	for {
+		h, body, err := tc.r.Next()
+		if err != nil {
+			return
+		}
+		if h.Type != packet.PUBLISH {
+			continue
+		}
+		if err := pub.Decode(h, body); err != nil {
+			t.Errorf("subscriber: %v", err)
+			return
+		}
+		if pub.QoS == 1 {
+			ack.PacketID = pub.PacketID
+			out, _ = ack.Append(out[:0])
+			if _, err := tc.nc.Write(out); err != nil {
+				return
+			}
+		}
+		got <- struct{}{}
+	}
+}
+
+// BenchmarkFanOutQoS1 publishes QoS 1 messages that each go to every one
+// of n subscribers, which acknowledge them; the publisher pipelines up to
+// 32 messages and waits for their PUBACKs.
+func BenchmarkFanOutQoS1(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprint(n, "_subscribers"), func(b *testing.B) { benchFanOutQoS1(b, n) })
+	}
+}
+
+func benchFanOutQoS1(b *testing.B, n int) {
+	b.ReportAllocs()
+	_, addr := startServer(b, Options{})
+	got := make(chan struct{}, 1024)
+	for i := range n {
+		tc, _ := connect(b, addr, packet.V5, packet.Connect{ClientID: fmt.Sprint("s", i), CleanStart: true})
+		tc.subscribe(1, packet.Subscription{Filter: "bench/+", QoS: 1})
+		go fanOutSubscriber(b, tc, got)
+	}
+	pub, _ := connect(b, addr, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+	pub.nc.SetDeadline(time.Time{})
+	const batch = 32
+	p := packet.Publish{Topic: "bench/a", Payload: make([]byte, 64), QoS: 1}
+	var buf []byte
+	received := 0
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += batch {
+		k := min(batch, b.N-i)
+		buf = buf[:0]
+		for j := range k {
+			p.PacketID = uint16(j + 1)
+			buf, _ = p.Append(buf)
+		}
+		if _, err := pub.nc.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		for range k {
+			if h, _, err := pub.r.Next(); err != nil || h.Type != packet.PUBACK {
+				b.Fatalf("publisher got %s, %v", h.Type, err)
+			}
+		}
+		// Keep the subscribers' count in step, so that the in-flight
+		// windows never fill.
+		for ; received < (i+k)*n; received++ {
+			<-got
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(b.N)*float64(n)/elapsed.Seconds(), "deliveries/s")
+}
+
+// BenchmarkFanOutRoute measures the broker's own work for one message to
+// 100 subscribers (3.1.1 and 5.0, some with a Subscription Identifier and
+// topic aliases): routing, encoding, queuing and writing, without the
+// publisher's read path. Each message is awaited by every subscriber
+// before the next.
+func BenchmarkFanOutRoute(b *testing.B) {
+	for _, qos := range []byte{0, 1} {
+		b.Run(fmt.Sprint("QoS", qos), func(b *testing.B) {
+			b.ReportAllocs()
+			srv, addr := startServer(b, Options{})
+			const n = 100
+			got := make(chan struct{}, n)
+			for i := range n {
+				var tc *tester
+				sub := packet.Subscription{Filter: "f/+", QoS: 1}
+				id := fmt.Sprint("s", i)
+				switch i % 3 {
+				case 0:
+					tc, _ = connect(b, addr, packet.V311, packet.Connect{ClientID: id, CleanStart: true})
+					tc.subscribe(1, sub)
+				case 1:
+					tc, _ = connect(b, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true})
+					tc.subscribe(1, sub)
+				case 2:
+					tc, _ = connect(b, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true, Props: packet.Properties{TopicAliasMaximum: 10}})
+					tc.send(&packet.Subscribe{Version: packet.V5, PacketID: 1, Props: packet.Properties{SubscriptionIDs: []int{7}}, Subscriptions: []packet.Subscription{sub}})
+					tc.wantSuback(packet.GrantedQoS1)
+				}
+				go fanOutSubscriber(b, tc, got)
+			}
+			m := newMessage(&packet.Publish{Version: packet.V5, Topic: "f/x", QoS: qos, Payload: make([]byte, 64),
+				Props: packet.Properties{MessageExpiry: 3600, User: []packet.UserProperty{{Key: "k", Value: "v"}}}}, "pub", time.Now())
+			var sc routeScratch
+			b.ResetTimer()
+			for range b.N {
+				srv.route(m, &sc, time.Now())
+				for range n {
+					<-got
+				}
+			}
+		})
+	}
+}

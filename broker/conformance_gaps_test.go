@@ -1,9 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -679,3 +681,133 @@ func TestStoreFailureClosesWithoutAck(t *testing.T) {
 }
 
 var _ store.Store = (*failingStore)(nil)
+
+// A CONNECT refused after its checks — bad credentials, not authorized,
+// a Will topic the Authorizer refuses, a client id banned for flapping —
+// gets its CONNACK (exact bytes; 3.1.1's nearest return code) and then the
+// connection is closed. [MQTT-3.1.4-2] (5.0) [MQTT-3.2.2-7] (5.0)
+// [MQTT-3.2.2-5] (3.1.1)
+func TestRefusedConnectCloses(t *testing.T) {
+	t.Parallel()
+	refuse := func(rc packet.ReasonCode) Authenticator {
+		return AuthenticatorFunc(func(context.Context, *ConnectInfo) packet.ReasonCode { return rc })
+	}
+	for _, tt := range []struct {
+		name     string
+		opts     Options
+		will     *packet.Will
+		before   int    // CONNECTs with the same client id that succeed first
+		v5, v311 []byte // the CONNACK, Request Problem Information 0 (no Reason String)
+	}{
+		{"bad credentials", Options{Authenticator: refuse(packet.BadUserNameOrPassword)}, nil, 0,
+			[]byte{0x20, 0x03, 0x00, 0x86, 0x00}, []byte{0x20, 0x02, 0x00, 0x04}},
+		{"not authorized", Options{Authenticator: refuse(packet.NotAuthorized)}, nil, 0,
+			[]byte{0x20, 0x03, 0x00, 0x87, 0x00}, []byte{0x20, 0x02, 0x00, 0x05}},
+		{"will topic not authorized", Options{Authorizer: denyPrefix("secret/")}, &packet.Will{Topic: "secret/w", Payload: []byte("x")}, 0,
+			[]byte{0x20, 0x03, 0x00, 0x87, 0x00}, []byte{0x20, 0x02, 0x00, 0x05}},
+		// The second CONNECT takes the first over: with FlapLimit 1 that
+		// bans the id, and the third is refused.
+		{"banned for flapping", Options{FlapLimit: 1}, nil, 2,
+			[]byte{0x20, 0x03, 0x00, 0x8a, 0x00}, []byte{0x20, 0x02, 0x00, 0x05}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, addr := startServer(t, tt.opts)
+			for _, v := range []packet.Version{packet.V5, packet.V311} {
+				c := packet.Connect{Version: v, ClientID: "refused-" + v.String(), CleanStart: true, Will: tt.will}
+				if v == packet.V5 {
+					c.Props.RequestProblemInfo = 0
+					c.Props.Mark(packet.PropRequestProblemInfo)
+				}
+				for range tt.before {
+					connect(t, addr, v, c)
+				}
+				tc := dial(t, addr, v)
+				tc.send(&c)
+				// Sent at once after the CONNECT: must not be processed.
+				tc.send(&packet.Subscribe{Version: v, PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "#"}}})
+				want := tt.v311
+				if v == packet.V5 {
+					want = tt.v5
+				}
+				if got := tc.readToClose(); !bytes.Equal(got, want) {
+					t.Fatalf("%s: got % x, want % x and the close", v, got, want)
+				}
+			}
+		})
+	}
+}
+
+// Replacing a subscription by SUBSCRIBE with an identical filter, again and
+// again while messages flow, loses none and duplicates none: every QoS 1
+// message published meanwhile arrives once, in order. [MQTT-3.8.4-4] (5.0)
+// [MQTT-3.8.4-3] (3.1.1)
+func TestSubscribeReplaceLosesNothing(t *testing.T) {
+	inEachVersion(t, func(t *testing.T, v packet.Version) {
+		_, addr := startServer(t, Options{})
+		sub, _ := connect(t, addr, v, packet.Connect{ClientID: "sub", CleanStart: true})
+		sub.subscribe(1, packet.Subscription{Filter: "stream/#", QoS: 1})
+		pub, _ := connect(t, addr, v, packet.Connect{ClientID: "pub", CleanStart: true})
+		const n, every = 400, 20 // messages; a replacement after every 20 received
+
+		// The publisher streams in its own goroutine, a window of 16
+		// unacknowledged messages at a time.
+		pubDone := make(chan error, 1)
+		go func() {
+			pub.nc.SetDeadline(time.Now().Add(4 * wait))
+			var out []byte
+			acked := 0
+			for i := 1; i <= n; i++ {
+				out, _ = (&packet.Publish{Version: v, QoS: 1, PacketID: uint16(i), Topic: "stream/x", Payload: binary.BigEndian.AppendUint16(nil, uint16(i))}).Append(out[:0])
+				if _, err := pub.nc.Write(out); err != nil {
+					pubDone <- err
+					return
+				}
+				for ; acked < i-16 || i == n && acked < n; acked++ {
+					if h, _, err := pub.r.Next(); err != nil || h.Type != packet.PUBACK {
+						pubDone <- fmt.Errorf("publisher got %s, %v", h.Type, err)
+						return
+					}
+				}
+			}
+			pubDone <- nil
+		}()
+
+		var got []int
+		subacks, sent := 0, 0
+		for len(got) < n || subacks < sent {
+			switch p := sub.next(4 * wait).(type) {
+			case *packet.Publish:
+				i := int(binary.BigEndian.Uint16(p.Payload))
+				if len(got) > 0 && i != got[len(got)-1]+1 || len(got) == 0 && i != 1 {
+					t.Fatalf("after %v got message %d", tail(got), i)
+				}
+				got = append(got, i)
+				sub.ack(p)
+				if len(got)%every == 0 && len(got) < n {
+					// Replace the subscription (alternating its QoS) while
+					// the publisher goes on.
+					sent++
+					sub.send(&packet.Subscribe{Version: v, PacketID: uint16(1 + sent), Subscriptions: []packet.Subscription{{Filter: "stream/#", QoS: byte(1 + sent%2)}}})
+				}
+			case *packet.Suback:
+				subacks++
+				if want := packet.ReasonCode(1 + subacks%2); p.PacketID != uint16(1+subacks) || len(p.ReasonCodes) != 1 || p.ReasonCodes[0] != want {
+					t.Fatalf("SUBACK %d %v, want %d [%s]", p.PacketID, p.ReasonCodes, 1+subacks, want)
+				}
+			default:
+				t.Fatalf("got %s", p.Type())
+			}
+		}
+		if err := <-pubDone; err != nil {
+			t.Fatal(err)
+		}
+		if sent < n/every-1 {
+			t.Fatalf("%d replacements, want %d", sent, n/every-1)
+		}
+		sub.wantNothing(quiet)
+	})
+}
+
+// tail returns the last few elements of s, for messages.
+func tail(s []int) []int { return s[max(0, len(s)-5):] }

@@ -26,6 +26,7 @@ type closeCause struct {
 	normal   bool              // the client sent DISCONNECT 0x00: discard the Will
 	takeover bool              // another connection took the session over
 	shutdown bool              // the server is shutting down
+	linger   int               // bytes the peer may still send, drained before closing (lingerClose)
 	err      error             // the I/O or protocol error, if any
 }
 
@@ -65,7 +66,11 @@ type conn struct {
 	maxOut      int    // the client's Maximum Packet Size; 0: no limit
 	aliasMaxOut uint16 // the client's Topic Alias Maximum
 	problemInfo bool   // Request Problem Information (5.0), default true
-	sendQuota   int    // how many QoS 1/2 messages may be in flight to the client
+	// acksDeferred counts the QoS 1 PUBLISH packets whose PUBACK waits
+	// for the store: incremented by the read loop, decremented by the
+	// store's callback. (Placed here, it fits in padding.)
+	acksDeferred atomic.Int32
+	sendQuota    int // how many QoS 1/2 messages may be in flight to the client
 
 	connacked atomic.Bool // the connection is attached: CONNACK with Success is queued, or about to be under the client id lock
 
@@ -81,7 +86,7 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 		listener:    listener,
 		problemInfo: true,
 	}
-	c.w = newWriter(nc, &srv.arenas, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c)
+	c.w = newWriter(nc, srv.writing, srv.opts.WriteTimeout, srv.opts.WriteBufferHigh, c)
 	c.raw = parkable(nc)
 	return c
 }
@@ -115,6 +120,13 @@ type connWork struct {
 	pub   packet.Publish
 	ack   packet.Ack
 	route routeScratch
+
+	// Until CONNECT is processed: the connection's first bytes and how
+	// many were read, to answer a CONNECT too large to be read by its
+	// protocol level (connectTooLarge).
+	head      [16]byte
+	headLen   int
+	readSoFar int
 }
 
 // Read implements io.Reader for the packet.Reader: before every read from
@@ -133,7 +145,13 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.nc.SetReadDeadline(d)
 		c.deadline = d
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if c.sess == nil && c.work != nil {
+		w := c.work
+		w.headLen += copy(w.head[w.headLen:], p[:n])
+		w.readSoFar += n
+	}
+	return n, err
 }
 
 // serve starts the connection's read loop: the only code that reads from
@@ -142,6 +160,7 @@ func (c *conn) Read(p []byte) (int, error) {
 func (c *conn) serve() {
 	c.lastPacket = time.Now()
 	c.borrowWork()
+	c.work.headLen, c.work.readSoFar = 0, 0
 	if cause, ok := c.connectPhase(); !ok {
 		c.finish(cause)
 		return
@@ -207,7 +226,7 @@ func (c *conn) readError(err error, connected bool) closeCause {
 	switch {
 	case errors.As(err, &pe):
 		if !connected && pe.Code == packet.PacketTooLarge {
-			c.refuse(packet.PacketTooLarge, pe.Reason, packet.V5)
+			return c.connectTooLarge(err)
 		}
 		return c.protocolFailure(err)
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -337,6 +356,30 @@ func (c *conn) closeNow() {
 	c.closeConn()
 }
 
+// Bounds of lingerClose.
+const (
+	lingerBytes = 1 << 20
+	lingerTime  = time.Second
+)
+
+// lingerClose is closeNow for a connection whose peer is still sending n
+// bytes (the rest of a CONNECT refused before its body was read). Closing
+// a socket with unread input makes the kernel answer with a reset, which
+// can destroy our last packet (the CONNACK) before the client reads it. So
+// after the queued bytes are written, the write side is half-closed (the
+// client sees the CONNACK, then the end of the stream) and the n bytes are
+// read and discarded — at most lingerBytes, within lingerTime — before the
+// connection is closed.
+func (c *conn) lingerClose(n int) {
+	c.w.close(min(closeFlushTimeout, c.srv.opts.WriteTimeout))
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		hc.CloseWrite()
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.Copy(io.Discard, io.LimitReader(c.nc, int64(min(n, lingerBytes))))
+	c.closeConn()
+}
+
 // errSlowConsumer closes a connection whose pending writes stayed above the
 // high-water mark for the whole write timeout.
 var errSlowConsumer = errors.New("client not reading: write buffer stayed full")
@@ -365,7 +408,11 @@ func (c *conn) finish(cause closeCause) {
 	if c.connacked.Load() {
 		c.srv.connGone(c, cause)
 	}
-	c.closeNow()
+	if cause.linger > 0 {
+		c.lingerClose(cause.linger)
+	} else {
+		c.closeNow()
+	}
 	c.srv.Stats.countExit(cause.code)
 	if c.connacked.Load() && !cause.normal && !cause.takeover && !cause.shutdown {
 		c.logger().Info("connection lost", "code", cause.code, "reason", cause.reason, "err", cause.err)

@@ -8,14 +8,65 @@ import (
 
 // The write side of a connection. Producers (the connection's own read loop,
 // publishers' read loops delivering to it, timers) append encoded packets to
-// a pending queue under wmu. A writer goroutine exists only while there is
+// a pending queue under mu. A writer goroutine exists only while there is
 // something to write: the first producer to find the queue idle starts it,
 // and it exits when the queue is empty, returning its buffers to the pool.
 // One writev (net.Buffers) flushes everything queued since the last write,
 // so a burst to one subscriber costs one system call. An idle connection
-// holds no writer goroutine and no buffer: its queues, arenas included,
-// are borrowed from the server's pool while anything is queued or being
-// written.
+// holds no writer goroutine and no buffer.
+
+// writePools are the server's pools for writing, shared by every
+// connection: the buffers packets are queued in, and the scratch state of
+// running writer goroutines. An idle connection holds none of them, and in
+// the steady state writing allocates nothing: buffers are pointers that
+// go back to the pool as they came, and a writer goroutine starts from a
+// pooled job whose function value was made once.
+type writePools struct {
+	bufs sync.Pool // *outBuf
+	jobs sync.Pool // *writerJob
+}
+
+func newWritePools() *writePools {
+	p := &writePools{}
+	p.bufs.New = func() any { return &outBuf{arena: make([]byte, 0, 2048)} }
+	p.jobs.New = func() any { j := &writerJob{}; j.start = j.run; return j }
+	return p
+}
+
+// maxPooledArena is the largest arena returned to the pool; a larger one
+// (after a burst) is left to the garbage collector, as is a segment list
+// grown past maxPooledSegs.
+const (
+	maxPooledArena = 64 << 10
+	maxPooledSegs  = 1024
+)
+
+// getBuf borrows an empty buffer.
+func (p *writePools) getBuf() *outBuf { return p.bufs.Get().(*outBuf) }
+
+// putBuf gives a buffer back, emptied.
+func (p *writePools) putBuf(b *outBuf) {
+	b.arena = b.arena[:0]
+	if cap(b.arena) > maxPooledArena {
+		b.arena = nil
+	}
+	clear(b.segs) // keep no shared payload alive
+	b.segs = b.segs[:0]
+	if cap(b.segs) > maxPooledSegs {
+		b.segs = nil
+	}
+	p.bufs.Put(b)
+}
+
+// writerJob is what a running writer goroutine borrows from the pool.
+type writerJob struct {
+	w     *writer
+	start func()      // j.run, made once per job
+	bufs  net.Buffers // the vectors of one writev; the array is reused
+	out   net.Buffers // bufs as consumed by WriteTo
+}
+
+func (j *writerJob) run() { j.w.run(j) }
 
 // segment is a range of the queue's arena, optionally followed by a payload
 // shared with other subscribers (never copied).
@@ -24,60 +75,55 @@ type segment struct {
 	payload    []byte
 }
 
-// outQueue holds encoded bytes waiting to be written.
-type outQueue struct {
+// outBuf holds encoded bytes: an arena of encoded packets and the segments
+// that order them with the shared payloads between.
+type outBuf struct {
 	arena []byte
 	segs  []segment
-	size  int // bytes in arena ranges and payloads
 }
 
-// reset empties the queue, keeping its capacity but no payload.
+// outQueue is bytes waiting to be written.
+type outQueue struct {
+	buf  *outBuf // borrowed from the pool while the writer is busy; may be nil
+	size int     // bytes in arena ranges and payloads
+}
+
+// reset empties q, keeping its buffer.
 func (q *outQueue) reset() {
-	clear(q.segs)
-	q.arena = q.arena[:0]
-	q.segs = q.segs[:0]
+	if q.buf != nil {
+		q.buf.arena = q.buf.arena[:0]
+		clear(q.buf.segs)
+		q.buf.segs = q.buf.segs[:0]
+	}
 	q.size = 0
 }
 
-// outQueues is what a writer needs only while it has something to write.
-// It comes from a pool of the server's (newOutQueues).
-type outQueues struct {
-	q     outQueue    // producers append here
-	spare outQueue    // the queue being written, reused for the next swap
-	bufs  net.Buffers // the slices of one writev
-	view  net.Buffers // what WriteTo has left of bufs (here, not on the heap per write)
-	flat  []byte      // without writev: the bytes of one Write
-}
-
-// newOutQueues is the New function of the server's pool of outQueues.
-func newOutQueues() any {
-	return &outQueues{q: outQueue{arena: make([]byte, 0, 2048)}}
-}
-
-// writeFailer is told when a write fails or times out.
+// writeFailer is told when a write fails or times out. (An interface, not
+// a func: a method value would cost every connection an allocation.)
 type writeFailer interface{ writeFailed(error) }
 
 // writer is the write half of a conn.
 type writer struct {
 	// immutable
 	nc       net.Conn
-	pool     *sync.Pool // of *outQueues
+	pools    *writePools
 	timeout  time.Duration
 	high     int // pause producers above this many pending bytes
 	onError  writeFailer
 	vectored bool // nc writes net.Buffers with one writev
 
 	mu sync.Mutex
-	// guarded by mu (in this order, the struct is 96 bytes)
-	writing bool       // a writer goroutine is running
-	closed  bool       // no more writes accepted
-	qs      *outQueues // borrowed while anything is queued or a writer goroutine runs
-	pending int        // bytes queued or being written
+	// guarded by mu
+	writing bool     // a writer goroutine is running
+	closed  bool     // no more writes accepted
+	q       outQueue // buf borrowed from the pool while anything is queued
+	spare   outQueue // the queue being written, reused for the next swap
+	pending int      // bytes queued or being written
 	drained chan struct{}
 }
 
-func newWriter(nc net.Conn, pool *sync.Pool, timeout time.Duration, high int, onError writeFailer) *writer {
-	w := &writer{nc: nc, pool: pool, timeout: timeout, high: high, onError: onError}
+func newWriter(nc net.Conn, pools *writePools, timeout time.Duration, high int, onError writeFailer) *writer {
+	w := &writer{nc: nc, pools: pools, timeout: timeout, high: high, onError: onError}
 	switch nc.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		w.vectored = true
@@ -96,16 +142,16 @@ func (w *writer) begin() (arena []byte, ok bool) {
 		w.mu.Unlock()
 		return nil, false
 	}
-	if w.qs == nil {
-		w.qs = w.pool.Get().(*outQueues)
+	if w.q.buf == nil {
+		w.q.buf = w.pools.getBuf()
 	}
-	return w.qs.q.arena, true
+	return w.q.buf.arena, true
 }
 
 // abort unlocks the writer without queuing anything.
 func (w *writer) abort() {
-	if !w.writing {
-		w.releaseLocked()
+	if !w.writing && w.q.size == 0 {
+		w.releaseLocked() // an idle connection holds no buffer
 	}
 	w.mu.Unlock()
 }
@@ -114,7 +160,7 @@ func (w *writer) abort() {
 // written without being copied and must not change. It unlocks the writer
 // and returns the bytes pending after queuing.
 func (w *writer) commit(arena []byte, start int, payload []byte) int {
-	q := &w.qs.q
+	q := w.q.buf
 	q.arena = arena
 	end := len(arena)
 	n := end - start + len(payload)
@@ -124,23 +170,24 @@ func (w *writer) commit(arena []byte, start int, payload []byte) int {
 	} else {
 		q.segs = append(q.segs, segment{start, end, payload})
 	}
-	q.size += n
+	w.q.size += n
 	w.pending += n
 	if !w.writing {
 		w.writing = true
-		go w.run()
+		j := w.pools.jobs.Get().(*writerJob)
+		j.w = w
+		go j.start()
 	}
 	pending := w.pending
 	w.mu.Unlock()
 	return pending
 }
 
-// run writes until the queue is empty.
-func (w *writer) run() {
+// run writes until the queue is empty, then gives j back.
+func (w *writer) run(j *writerJob) {
 	for {
 		w.mu.Lock()
-		qs := w.qs // stays borrowed while the writer goroutine runs
-		if qs.q.size == 0 {
+		if w.q.size == 0 {
 			w.writing = false
 			w.releaseLocked()
 			if w.drained != nil {
@@ -148,13 +195,15 @@ func (w *writer) run() {
 				w.drained = nil
 			}
 			w.mu.Unlock()
+			j.w = nil
+			w.pools.jobs.Put(j)
 			return
 		}
-		qs.q, qs.spare = qs.spare, qs.q
+		w.q, w.spare = w.spare, w.q
 		w.mu.Unlock()
 
-		q := &qs.spare
-		bufs := qs.bufs[:0]
+		q := w.spare.buf
+		bufs := j.bufs[:0]
 		for _, s := range q.segs {
 			if s.end > s.start {
 				bufs = append(bufs, q.arena[s.start:s.end])
@@ -163,31 +212,31 @@ func (w *writer) run() {
 				bufs = append(bufs, s.payload)
 			}
 		}
-		qs.bufs = bufs
-		n := q.size
+		n := w.spare.size
 		w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 		var err error
 		switch {
 		case len(bufs) == 1:
-			// One write(2): writev would also make the socket keep an
+			// One write(2): a writev would also make the socket keep an
 			// iovec array for good.
 			_, err = w.nc.Write(bufs[0])
 		case w.vectored:
-			qs.view = bufs
-			_, err = qs.view.WriteTo(w.nc) // one writev; consumes view
-			qs.view = nil
+			j.out = bufs
+			_, err = j.out.WriteTo(w.nc) // one writev
+			j.out = nil
 		default:
-			err = w.writeFlat(qs, n)
+			err = w.writeFlat(bufs, n)
 		}
-		clear(bufs)
+		clear(bufs) // keep no arena or payload alive
+		j.bufs = bufs[:0]
 
 		w.mu.Lock()
-		qs.spare.reset()
+		w.spare.reset()
 		w.pending -= n
 		if err != nil {
 			w.closed = true
-			w.pending -= qs.q.size
-			qs.q.reset()
+			w.pending -= w.q.size
+			w.q.reset()
 		}
 		if w.drained != nil && w.pending <= w.high/2 {
 			close(w.drained)
@@ -200,55 +249,35 @@ func (w *writer) run() {
 	}
 }
 
-// writeFlat writes qs.bufs (n bytes in all) with one Write, for connections
+// writeFlat writes bufs (n bytes in all) with one Write, for connections
 // without writev (TLS, WebSocket), where every Write is a TLS record or a
 // WebSocket message of its own.
-func (w *writer) writeFlat(qs *outQueues, n int) error {
-	flat := qs.flat[:0]
-	if cap(flat) < n {
+func (w *writer) writeFlat(bufs net.Buffers, n int) error {
+	tmp := w.pools.getBuf()
+	flat := tmp.arena[:0]
+	if n > maxPooledArena {
 		flat = make([]byte, 0, n)
 	}
-	for _, b := range qs.bufs {
+	for _, b := range bufs {
 		flat = append(flat, b...)
 	}
 	_, err := w.nc.Write(flat)
-	qs.flat = flat[:0]
+	if n <= maxPooledArena {
+		tmp.arena = flat
+	}
+	w.pools.putBuf(tmp)
 	return err
 }
 
-// releaseLocked returns the queues to the pool when nothing is queued. Each
-// buffer larger than maxPooledArena (after a burst) is left to the garbage
-// collector instead.
+// releaseLocked returns the buffers to the pool when nothing is queued.
 func (w *writer) releaseLocked() {
-	qs := w.qs
-	if qs == nil || qs.q.size > 0 {
-		return
-	}
-	for _, q := range [...]*outQueue{&qs.q, &qs.spare} {
-		q.reset()
-		if cap(q.arena) > maxPooledArena {
-			q.arena = nil
-		}
-		if cap(q.segs) > maxPooledSegs {
-			q.segs = nil
+	for _, q := range []*outQueue{&w.q, &w.spare} {
+		if q.buf != nil {
+			w.pools.putBuf(q.buf)
+			q.buf = nil
 		}
 	}
-	if cap(qs.bufs) > 2*maxPooledSegs {
-		qs.bufs = nil
-	}
-	if cap(qs.flat) > maxPooledArena {
-		qs.flat = nil
-	}
-	w.qs = nil
-	w.pool.Put(qs)
 }
-
-// maxPooledSegs bounds the segment list kept by pooled queues.
-const maxPooledSegs = 1024
-
-// maxPooledArena is the largest arena returned to the pool; a larger one
-// (after a burst) is left to the garbage collector.
-const maxPooledArena = 64 << 10
 
 // waitDrained blocks until the pending bytes fall to half the high-water
 // mark, the writer closes, or the deadline passes. It reports whether the
@@ -287,12 +316,10 @@ func (w *writer) close(flush time.Duration) {
 	w.mu.Lock()
 	w.closed = true
 	if flush <= 0 || !w.writing {
-		if w.qs != nil {
-			w.pending -= w.qs.q.size
-			w.qs.q.reset()
-			if !w.writing {
-				w.releaseLocked()
-			}
+		w.pending -= w.q.size
+		w.q.reset()
+		if !w.writing {
+			w.releaseLocked() // a running writer gives them back itself
 		}
 		w.mu.Unlock()
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"log/slog"
 	"math"
 	"strings"
@@ -226,6 +227,78 @@ func (c *conn) refuseAndClose(code packet.ReasonCode, reason string) closeCause 
 	c.logger().Info("connect refused", "code", code, "reason", reason)
 	c.refuse(code, reason, c.version)
 	return closeCause{code: code, reason: reason}
+}
+
+// connectTooLarge answers a first packet larger than MaxPacketSize, found
+// before its body was read, by the protocol level it asks for. 5.0 has a
+// code for it: CONNACK 0x95 (section 4.13.1: after an error in a CONNECT
+// the server may send a CONNACK with the reason code, [MQTT-4.13.1-1]; then
+// it closes, [MQTT-3.2.2-7]), with the Maximum Packet Size the client must
+// respect. 3.1 and 3.1.1 have no return code for it: the connection is
+// closed without CONNACK ([MQTT-3.2.2-6] of 3.1.1).
+func (c *conn) connectTooLarge(err error) closeCause {
+	is5 := c.peekConnectIs5()
+	cause := c.protocolFailure(err)
+	if is5 {
+		c.version = packet.V5
+		ack := packet.Connack{Version: packet.V5, ReasonCode: packet.PacketTooLarge}
+		ack.Props.MaximumPacketSize = uint32(c.srv.opts.MaxPacketSize)
+		ack.Props.ReasonString = "CONNECT exceeds the maximum packet size"
+		if h, _, err := packet.ParseFixedHeader(c.work.head[:c.work.headLen]); err == nil && c.send(&ack) {
+			// The rest of the CONNECT is unread: drain it, or the close
+			// may reset the connection and lose the CONNACK.
+			cause.linger = h.Size() - c.work.readSoFar
+		}
+	}
+	return cause
+}
+
+// peekConnectIs5 reports whether the connection's first packet, whose body
+// was not read, is a CONNECT for protocol "MQTT" level 5. It looks at the
+// bytes read so far, and reads the few more it needs (up to the protocol
+// level, at most 14 bytes in all) within the connect timeout.
+func (c *conn) peekConnectIs5() bool {
+	w := c.work
+	is5, decided := connectIs5(w.head[:w.headLen])
+	if decided {
+		return is5
+	}
+	c.nc.SetReadDeadline(c.lastPacket.Add(c.srv.opts.ConnectTimeout))
+	c.deadline = time.Time{}
+	for !decided && w.headLen < len(w.head) {
+		n, err := c.nc.Read(w.head[w.headLen:])
+		w.headLen += n
+		w.readSoFar += n
+		if err != nil {
+			return false
+		}
+		is5, decided = connectIs5(w.head[:w.headLen])
+	}
+	return is5
+}
+
+// connectIs5 reports whether the packet that starts with b is a CONNECT
+// with Protocol Name "MQTT" and Protocol Level 5; decided is false while b
+// is too short to tell.
+func connectIs5(b []byte) (is5, decided bool) {
+	if len(b) > 0 && packet.Type(b[0]>>4) != packet.CONNECT {
+		return false, true
+	}
+	_, n, err := packet.ParseFixedHeader(b)
+	if err != nil {
+		return false, !errors.Is(err, packet.ErrShortBuffer)
+	}
+	b = b[n:] // Protocol Name (a length and the bytes), then Protocol Level
+	if len(b) < 2 {
+		return false, false
+	}
+	if b[0] != 0 || b[1] != 4 {
+		return false, true // neither "MQTT" nor a name of its length
+	}
+	if len(b) < 7 {
+		return false, false
+	}
+	return string(b[2:6]) == "MQTT" && b[6] == 5, true
 }
 
 // newClientID returns a fresh client identifier for a client that sent an

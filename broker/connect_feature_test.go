@@ -2,6 +2,8 @@ package broker
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -394,8 +396,10 @@ func TestConnackKnobsEnforced(t *testing.T) {
 		w.wantClosed()
 		w = dial(t, addr, packet.V311)
 		w.send(&packet.Connect{Version: packet.V311, ClientID: "w", CleanStart: true, Will: &packet.Will{Topic: "w", Payload: []byte("x"), QoS: 2}})
-		if got := w.readToClose(); len(got) != 0 && !bytes.Equal(got[:2], []byte{0x20, 0x02}) {
-			t.Fatalf("3.1.1 QoS 2 will: got % x", got)
+		// 3.1.1 has no return code for an unsupported QoS: no CONNACK at
+		// all, only the close [MQTT-3.2.2-6] (3.1.1).
+		if got := w.readToClose(); len(got) != 0 {
+			t.Fatalf("3.1.1 QoS 2 will: got % x, want the connection closed without CONNACK", got)
 		}
 	})
 
@@ -507,4 +511,108 @@ func TestConnackKnobsEnforced(t *testing.T) {
 		pub.publish("t", "x", 2, false, 4)
 		pub.wantDisconnect(packet.ReceiveMaximumExceeded)
 	})
+}
+
+// servedPair connects a TCP socket to srv through ServeConn and returns the
+// client's end and the server's connection, whose done channel is closed
+// once the server has finished with it (closed the socket).
+func servedPair(t *testing.T, srv *Server) (net.Conn, *conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.DialTimeout("tcp", l.Addr().String(), wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	before := len(srv.conns)
+	srv.mu.Unlock()
+	if before != 0 || !srv.ServeConn(server, "pair") {
+		t.Fatal("want a fresh, open server")
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for c := range srv.conns {
+		return client, c
+	}
+	t.Fatal("ServeConn registered no connection")
+	return nil, nil
+}
+
+// A CONNECT larger than the server's Maximum Packet Size is refused before
+// its body is read, by the protocol level its first bytes ask for. 5.0 gets
+// CONNACK 0x95 with the Maximum Packet Size and a Reason String
+// ([MQTT-4.13.1-1]: after an error in a CONNECT the server may send a
+// CONNACK with the reason code), then the close [MQTT-3.2.2-7]; the rest of
+// the CONNECT is drained first, so the client reads the CONNACK and a clean
+// end of stream, not a reset. 3.1.1 and 3.1 have no return code for it:
+// closed without CONNACK [MQTT-3.2.2-6] (3.1.1).
+func TestConnectTooLarge(t *testing.T) {
+	t.Parallel()
+	for _, v := range versions {
+		t.Run(v.String(), func(t *testing.T) {
+			t.Parallel()
+			srv := New(Options{MaxPacketSize: 1024, Logger: testLogger(t)})
+			t.Cleanup(func() { srv.Close() })
+			nc, _ := servedPair(t, srv)
+			big := mustAppend(t, &packet.Connect{Version: v, ClientID: "big", CleanStart: true,
+				Username: "u", HasUsername: true, Password: make([]byte, 2000), HasPassword: true})
+			nc.SetDeadline(time.Now().Add(wait))
+			if _, err := nc.Write(big); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(nc) // until the server closes (the deadline bounds it)
+			if v != packet.V5 {
+				if len(got) != 0 {
+					t.Fatalf("got % x, want the connection closed without CONNACK", got)
+				}
+				return
+			}
+			want := []byte{0x20, 0x32, 0x00, 0x95, 0x2f, // CONNACK 0x95, 47 bytes of properties
+				0x1f, 0x00, 0x27} // Reason String of 39 bytes
+			want = append(want, "CONNECT exceeds the maximum packet size"...)
+			want = append(want, 0x27, 0x00, 0x00, 0x04, 0x00) // Maximum Packet Size 1024
+			if !bytes.Equal(got, want) {
+				t.Fatalf("got % x\nwant % x", got, want)
+			}
+			if err != nil {
+				t.Fatalf("after the CONNACK: %v, want a clean end of stream", err)
+			}
+			srv.Close() // waits for the connection to finish its accounting
+			wantStat(t, "Exits(0x95)", srv.Stats.Exits(packet.PacketTooLarge), 1)
+		})
+	}
+}
+
+// connectIs5 tells a 5.0 CONNECT from its first bytes, and says when it
+// needs more of them.
+func TestConnectIs5(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		packet []byte
+		is5    bool
+		at     int // the prefix length from which it is decided
+	}{
+		{rawConnect("MQTT", 5, 2, "c"), true, 9},
+		{rawConnect("MQTT", 4, 2, "c"), false, 9},
+		{rawConnect("MQIsdp", 3, 2, "c"), false, 4},
+		{rawConnect("MQTX", 5, 2, "c"), false, 9},
+		{rawConnect("MQTT", 5, 2, strings.Repeat("c", 200)), true, 10}, // two-byte Remaining Length
+		{[]byte{0x30, 0x05, 0, 1, 't', 'x', 'y'}, false, 1},            // not a CONNECT
+	} {
+		for n := 0; n <= len(tt.packet); n++ {
+			is5, decided := connectIs5(tt.packet[:n])
+			if decided != (n >= tt.at) || decided && is5 != tt.is5 {
+				t.Fatalf("% x, first %d bytes: is5 %v decided %v; want %v from %d bytes", tt.packet, n, is5, decided, tt.is5, tt.at)
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"math"
 	"time"
 
@@ -54,6 +55,9 @@ type delivery struct {
 	dup    bool   // sent before: set DUP when sent again
 	pubrel bool   // QoS 2: PUBREC received, PUBREL sent
 	stored bool   // written to the store: changes and removal must be too
+	// recorded: a store record shares subIDs, whose array must then never
+	// be written again (a pooled delivery otherwise reuses it).
+	recorded bool
 }
 
 // deliveryQueue is a FIFO of deliveries.
@@ -81,10 +85,14 @@ func (q *deliveryQueue) pop() *delivery {
 }
 
 // deliverLocked hands a message to the session: sent now if the client is
-// online and the in-flight window allows, queued otherwise. It returns the
-// connection it wrote to and its pending write bytes, so that the publisher
-// can pause for a slow subscriber.
-func (ss *session) deliverLocked(d *delivery, now time.Time) (*conn, int) {
+// online and the in-flight window allows, queued otherwise. d belongs to
+// the caller and is not kept: what the session keeps (a queued or
+// in-flight delivery) is a copy from the server's pool, so that a QoS 0
+// message sent at once allocates nothing. enc, when not nil, shares the
+// encoded PUBLISH headers among the subscribers of one routed message. It
+// returns the connection it wrote to and its pending write bytes, so that
+// the publisher can pause for a slow subscriber.
+func (ss *session) deliverLocked(d *delivery, now time.Time, enc *headerCache) (*conn, int) {
 	if ss.ended {
 		return nil, 0
 	}
@@ -97,13 +105,44 @@ func (ss *session) deliverLocked(d *delivery, now time.Time) (*conn, int) {
 			s.Stats.MessagesDropped.Add(1)
 			return nil, 0
 		}
-		ss.enqueueLocked(d)
+		ss.enqueueLocked(s.keepDelivery(d))
 		return nil, 0
 	}
 	if d.qos > 0 {
-		ss.assignLocked(d)
+		kept := s.keepDelivery(d)
+		ss.assignLocked(kept)
+		pending, discarded := ss.emitLocked(kept, now, enc)
+		if discarded {
+			ss.forgetLocked(kept)
+		}
+		return c, pending
 	}
-	return c, ss.writeLocked(d, now)
+	pending, _ := ss.emitLocked(d, now, enc)
+	return c, pending
+}
+
+// keepDelivery returns a copy of d for a session to keep, from the server's
+// pool of deliveries. The Subscription Identifiers are copied too (d's may
+// be routing scratch space), into the array the pooled delivery brought
+// when it has one.
+func (s *Server) keepDelivery(d *delivery) *delivery {
+	k := s.deliveries.Get().(*delivery)
+	ids := k.subIDs[:0]
+	*k = *d
+	k.subIDs = append(ids, d.subIDs...) // an empty list keeps the array for later
+	return k
+}
+
+// dropDelivery returns a delivery that no session holds any more to the
+// pool, with its Subscription Identifier array unless a store record
+// shares it.
+func (s *Server) dropDelivery(d *delivery) {
+	ids := d.subIDs[:0]
+	if d.recorded {
+		ids = nil
+	}
+	*d = delivery{subIDs: ids}
+	s.deliveries.Put(d)
 }
 
 // enqueueLocked appends d to the session queue, applying the overflow policy.
@@ -155,6 +194,20 @@ func (ss *session) assignLocked(d *delivery) {
 // writeLocked encodes d for the session's connection and queues it; the
 // payload is shared, not copied. It returns the connection's pending bytes.
 func (ss *session) writeLocked(d *delivery, now time.Time) int {
+	pending, discarded := ss.emitLocked(d, now, nil)
+	if discarded && d.qos > 0 {
+		ss.forgetLocked(d)
+	}
+	return pending
+}
+
+// emitLocked is writeLocked, except that a delivery discarded for the
+// client's Maximum Packet Size is left to the caller to forget (so that d
+// does not escape: a QoS 0 delivery may live on the router's stack). When
+// enc is not nil the PUBLISH header (fixed header, topic, Packet
+// Identifier and properties) is encoded once per shape and copied, with
+// only the flags and the Packet Identifier patched per subscriber.
+func (ss *session) emitLocked(d *delivery, now time.Time, enc *headerCache) (pending int, discarded bool) {
 	s := ss.srv
 	c := ss.conn
 	m := d.msg
@@ -181,18 +234,27 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 			newAlias = ss.aliasLocked(&pub, c.aliasMaxOut)
 		}
 	}
-	if c.maxOut > 0 && pub.Len() > c.maxOut {
+	var hdr []byte // the shared header, when enc has it
+	pidAt, size := 0, 0
+	if enc != nil {
+		var err error
+		if hdr, pidAt, err = enc.header(&pub); err != nil {
+			s.log.Error("cannot encode PUBLISH", "client_id", ss.id, "err", err)
+			return 0, false
+		}
+		size = len(hdr) + len(pub.Payload)
+	} else {
+		size = pub.Len()
+	}
+	if c.maxOut > 0 && size > c.maxOut {
 		// [MQTT-3.1.2-25]: a packet larger than the client's Maximum Packet
 		// Size is discarded, as if it had been sent.
 		s.Stats.MessagesDropped.Add(1)
-		if d.qos > 0 {
-			ss.forgetLocked(d)
-		}
-		return 0
+		return 0, true
 	}
 	b, ok := c.w.begin()
 	if !ok {
-		return 0
+		return 0, false
 	}
 	if d.qos == 0 && c.w.pending > s.opts.WriteBufferMax {
 		// The connection is far behind: QoS 0 messages are dropped (and
@@ -201,17 +263,25 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 		c.w.abort()
 		s.Stats.MessagesDropped.Add(1)
 		s.Stats.QoS0Overflows.Add(1)
-		return 0
+		return 0, false
 	}
 	start := len(b)
-	b, err := pub.AppendHeader(b)
-	if err != nil {
-		c.w.abort()
-		s.log.Error("cannot encode PUBLISH", "client_id", ss.id, "err", err)
-		return 0
+	if hdr != nil {
+		b = append(b, hdr...)
+		b[start] = publishFirstByte(&pub)
+		if pub.QoS > 0 {
+			binary.BigEndian.PutUint16(b[start+pidAt:], pub.PacketID)
+		}
+	} else {
+		var err error
+		if b, err = pub.AppendHeader(b); err != nil {
+			c.w.abort()
+			s.log.Error("cannot encode PUBLISH", "client_id", ss.id, "err", err)
+			return 0, false
+		}
 	}
 	s.Stats.MessagesSent.Add(1)
-	pending := c.w.commit(b, start, m.pub.Payload)
+	pending = c.w.commit(b, start, m.pub.Payload)
 	if newAlias {
 		// Recorded only now: a message discarded above never told the
 		// client the mapping, so the alias must not be used alone later.
@@ -220,7 +290,7 @@ func (ss *session) writeLocked(d *delivery, now time.Time) int {
 		}
 		ss.aliasesOut[pub.Topic] = pub.Props.TopicAlias
 	}
-	return pending
+	return pending, false
 }
 
 // aliasLocked uses or sets an outbound topic alias for pub (section
@@ -310,10 +380,14 @@ func (ss *session) ackLocked(a *packet.Ack, now time.Time) {
 	ss.pumpLocked(now)
 }
 
-// forgetLocked ends an in-flight delivery: acknowledged, refused or dropped.
+// forgetLocked ends an in-flight delivery: acknowledged, refused or
+// dropped. The session held the only reference to d (store records copy
+// what they need), so d goes back to the pool: the caller must not touch
+// it afterwards.
 func (ss *session) forgetLocked(d *delivery) {
 	delete(ss.inflight, d.pid)
 	if d.stored {
 		ss.appendLocked(store.DeleteDelivery(ss.id, d.seq))
 	}
+	ss.srv.dropDelivery(d)
 }

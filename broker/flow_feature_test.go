@@ -235,13 +235,17 @@ func TestWriteBufferMaxDropsQoS0(t *testing.T) {
 	if _, ok := pub.next(wait).(*packet.Pingresp); !ok {
 		t.Fatal("want PINGRESP")
 	}
-	stuckSubscriber(t, addr, "stuck", "r/#")
+	watch, _ := connect(t, addr, packet.V5, packet.Connect{ClientID: "watch", CleanStart: true})
+	watch.subscribe(1, packet.Subscription{Filter: "done"})
+	stuck := stuckSubscriber(t, addr, "stuck", "r/#")
 	// The retained messages go out right after the SUBACK, on the
-	// subscriber's read loop; wait (bounded) until all were handled.
+	// subscriber's read loop, which handles packets in order: once a
+	// PUBLISH the subscriber sends next has been routed, all were handled.
+	stuck.publish("done", "", 0, false, 0)
+	watch.wantMsg("done", "")
 	ss := srv.session("stuck")
-	deadline := time.Now().Add(wait)
-	for srv.Stats.QoS0Overflows.Load()+srv.Stats.MessagesSent.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	if got := srv.Stats.QoS0Overflows.Load() + srv.Stats.MessagesSent.Load(); got != n+1 {
+		t.Fatalf("%d retained messages sent or dropped (and the marker sent), want %d", got, n+1)
 	}
 	dropped := srv.Stats.QoS0Overflows.Load()
 	if dropped == 0 {

@@ -207,7 +207,9 @@ func (a namedAddr) String() string { return a.name }
 // there is none) and serves them until Shutdown or Close, when it returns
 // ErrServerClosed. If a listener cannot be opened, it closes those already
 // open and returns the error; if one fails while serving, it returns that
-// error at once and the others keep running (call Close).
+// error at once and the others keep running (call Close). Once all are
+// open it logs "listening" at Info for each, with its name and the address
+// it is bound to ("addr": the port the system chose for port 0).
 func (s *Server) ListenAndServe(listeners ...Listener) error {
 	if len(listeners) == 0 {
 		listeners = []Listener{{}}
@@ -225,6 +227,8 @@ func (s *Server) ListenAndServe(listeners ...Listener) error {
 	}
 	errc := make(chan error, len(open))
 	for _, nl := range open {
+		// The bound address, which a port 0 leaves to the system.
+		s.log.Info("listening", "listener", ListenerName(nl), "addr", nl.Addr().String())
 		go func() { errc <- s.ServeListener(nl) }()
 	}
 	for range open {

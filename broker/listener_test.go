@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,8 +25,8 @@ import (
 )
 
 // This file tests the transports: TCP (IPv4, IPv6, dual stack), TLS with
-// and without client certificates, WebSocket and WSS, and that liveness
-// (connect timeout, keep alive) works the same through WebSocket.
+// and without client certificates, WebSocket and WSS. transport_test.go
+// runs the liveness rules over each of them.
 
 // serveListener opens l, serves it on a new server and returns the server
 // and the bound listener. Both are closed when the test ends.
@@ -386,18 +387,9 @@ func TestWSTextFrameCloses(t *testing.T) {
 	if got := websocket.CloseStatus(err); got != websocket.StatusUnsupportedData {
 		t.Fatalf("read after a text message: %v (status %v), want close 1003", err, got)
 	}
-	waitFor(t, func() bool { return srv.Stats.Exits(packet.UnspecifiedError) == 1 })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Close returns once every connection has finished, its exit counted.
+	srv.Close()
+	wantStat(t, "Exits(0x80)", srv.Stats.Exits(packet.UnspecifiedError), 1)
 }
 
 // [MQTT-6.0.0-3] [MQTT-6.0.0-4]: the client offers "mqtt" and the server
@@ -512,61 +504,29 @@ func TestConnectTimeoutRealSockets(t *testing.T) {
 	}
 }
 
-// Keep Alive over WebSocket: packets (here PINGREQ) keep the connection
-// alive; silence for 1.5 x Keep Alive brings DISCONNECT 0x8D, then the
-// close — the connection is still writable when the deadline passes.
-func TestWSKeepAlive(t *testing.T) {
-	t.Parallel()
-	srv, nl := serveListener(t, Options{}, Listener{Type: ListenerWS, Addr: "127.0.0.1:0"})
-	tc, _, _ := wsTester(t, "ws://"+nl.Addr().String()+"/mqtt", nil, packet.V5)
-	tc.send(&packet.Connect{Version: packet.V5, ClientID: "ka", CleanStart: true, KeepAlive: 1})
-	tc.wantConnack(packet.Success)
-	for range 3 {
-		time.Sleep(700 * time.Millisecond)
-		tc.send(&packet.Pingreq{})
-		if p := tc.next(wait); p.Type() != packet.PINGRESP {
-			t.Fatalf("got %s, want PINGRESP", p.Type())
-		}
-	}
-	start := time.Now()
-	tc.wantDisconnect(packet.KeepAliveTimeout)
-	if d := time.Since(start); d < 1400*time.Millisecond {
-		t.Fatalf("closed %v after the last packet, want 1.5 s", d)
-	}
-	if n := srv.Stats.KeepAliveTimeouts.Load(); n != 1 {
-		t.Fatalf("KeepAliveTimeouts = %d, want 1", n)
-	}
-}
+// recordHandler is a slog.Handler that sends Info records and above to a
+// channel, dropping them when it is full: logging never blocks the broker.
+type recordHandler struct{ records chan<- slog.Record }
 
-// Shutdown closes WebSocket listeners and sends MQTT 5 WebSocket clients
-// DISCONNECT 0x8B.
-func TestWSShutdown(t *testing.T) {
-	t.Parallel()
-	srv := New(Options{Logger: testLogger(t)})
-	nl, err := Listener{Type: ListenerWS, Addr: "127.0.0.1:0"}.Listen()
-	if err != nil {
-		t.Fatal(err)
+func (h recordHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case h.records <- r.Clone():
+	default:
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeListener(nl) }()
-	tc, _, _ := wsTester(t, "ws://"+nl.Addr().String()+"/mqtt", nil, packet.V5)
-	tc.send(&packet.Connect{Version: packet.V5, ClientID: "bye", CleanStart: true})
-	tc.wantConnack(packet.Success)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	go srv.Shutdown(ctx)
-	tc.wantDisconnect(packet.ServerShuttingDown)
-	if err := <-done; !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("ServeListener returned %v", err)
-	}
-	if _, _, _, err := wsDial(t, "ws://"+nl.Addr().String()+"/mqtt", nil, "mqtt"); err == nil {
-		t.Fatal("dial after Shutdown succeeded")
-	}
+	return nil
 }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordHandler) WithGroup(string) slog.Handler      { return h }
 
+// ListenAndServe opens its listeners, says where (the "listening" log line
+// carries the address a port 0 was given), serves MQTT on each — a round
+// trip over TCP and over WebSocket — and returns ErrServerClosed after
+// Shutdown.
 func TestListenAndServe(t *testing.T) {
 	t.Parallel()
-	srv := New(Options{Logger: testLogger(t)})
+	records := make(chan slog.Record, 64)
+	srv := New(Options{Logger: slog.New(recordHandler{records})})
 	// A listener that cannot be opened fails the call, closing the others.
 	err := srv.ListenAndServe(Listener{Addr: "127.0.0.1:0"}, Listener{Type: "quic"})
 	if err == nil || !strings.Contains(err.Error(), "unknown listener type") {
@@ -576,7 +536,44 @@ func TestListenAndServe(t *testing.T) {
 	go func() {
 		done <- srv.ListenAndServe(Listener{Addr: "127.0.0.1:0"}, Listener{Type: ListenerWS, Addr: "127.0.0.1:0"})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	addrs := map[string]string{} // listener name -> bound address
+	for len(addrs) < 2 {
+		select {
+		case r := <-records:
+			if r.Message != "listening" {
+				continue
+			}
+			var name, addr string
+			r.Attrs(func(a slog.Attr) bool {
+				switch a.Key {
+				case "listener":
+					name = a.Value.String()
+				case "addr":
+					addr = a.Value.String()
+				}
+				return true
+			})
+			addrs[name] = addr
+		case err := <-done:
+			t.Fatalf("ListenAndServe returned %v", err)
+		case <-time.After(wait):
+			t.Fatalf("ListenAndServe logged %v, want two listeners", addrs)
+		}
+	}
+	for name, addr := range addrs {
+		switch {
+		case strings.HasPrefix(name, "tcp://"):
+			tc := dial(t, addr, packet.V311)
+			roundTrip(t, tc, "las-tcp")
+			tc.bye()
+		case strings.HasPrefix(name, "ws://"):
+			tc, _, _ := wsTester(t, "ws://"+addr+"/mqtt", nil, packet.V5)
+			roundTrip(t, tc, "las-ws")
+			tc.bye()
+		default:
+			t.Fatalf("unexpected listener %q at %s", name, addr)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

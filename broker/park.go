@@ -107,7 +107,7 @@ func (c *conn) park() bool {
 		c.kaTimer = time.AfterFunc(time.Hour, c.wake)
 		c.kaTimer.Stop()
 	}
-	c.srv.Stats.Parked.Add(1)
+	c.srv.parkedAdd(1)
 	c.parkState.Store(parked)
 	if wait > 0 {
 		c.kaTimer.Reset(wait)
@@ -118,7 +118,7 @@ func (c *conn) park() bool {
 		if !c.parkState.CompareAndSwap(parked, running) {
 			return true
 		}
-		c.srv.Stats.Parked.Add(-1)
+		c.srv.parkedAdd(-1)
 		c.stopKeepAliveTimer()
 		c.borrowWork()
 		return false
@@ -130,7 +130,7 @@ func (c *conn) park() bool {
 // (readiness, the keep-alive timer, a close) may call it; one wins.
 func (c *conn) wake() {
 	if c.parkState.CompareAndSwap(parked, running) {
-		c.srv.Stats.Parked.Add(-1)
+		c.srv.parkedAdd(-1)
 		go c.resume()
 	}
 }

@@ -9,22 +9,30 @@ import (
 	"github.com/vigilmq/vigil/packet"
 )
 
-// parkedServer starts a server whose idle TCP connections park at once.
+// parkedServer starts a server whose idle TCP connections park at once,
+// and which signals every change of the number parked (for waitParked).
 func parkedServer(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
 	opts.ParkAfter = time.Millisecond
-	return startServer(t, opts)
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	srv := New(opts)
+	srv.parkedChanged = make(chan struct{}, 1)
+	return srv, serve(t, srv)
 }
 
-// waitParked waits (bounded) until n connections are parked.
+// waitParked waits (bounded) until n connections are parked, woken by each
+// change of the number.
 func waitParked(t *testing.T, srv *Server, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
+	timeout := time.After(wait)
 	for srv.Stats.Parked.Load() != n {
-		if time.Now().After(deadline) {
+		select {
+		case <-srv.parkedChanged:
+		case <-timeout:
 			t.Fatalf("%d connections parked, want %d", srv.Stats.Parked.Load(), n)
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

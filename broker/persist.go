@@ -50,6 +50,7 @@ func (ss *session) recordLocked() *store.Session {
 
 // record is a delivery's store record.
 func (d *delivery) record() *store.Delivery {
+	d.recorded = true // r shares d.subIDs
 	r := &store.Delivery{
 		Seq:      d.seq,
 		PacketID: d.pid,
@@ -159,7 +160,7 @@ func (s *Server) Restore(ctx context.Context) error {
 			s.addSubscription(x)
 		}
 		for _, d := range r.Deliveries {
-			x := &delivery{qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, pid: d.PacketID, seq: d.Seq, dup: d.Dup, pubrel: d.Released, stored: true}
+			x := &delivery{qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, pid: d.PacketID, seq: d.Seq, dup: d.Dup, pubrel: d.Released, stored: true, recorded: true}
 			if d.Message != nil {
 				x.msg = messageFromRecord(d.Message)
 			}

@@ -40,20 +40,22 @@ func (c *conn) handlePublish(h packet.FixedHeader, body []byte) error {
 			return &packet.Error{Code: packet.ProtocolError, Reason: "Response Topic with a wildcard"}
 		}
 	}
-	// Inbound flow control ([MQTT-3.3.4-7], [MQTT-3.3.4-8]): QoS 2 messages
-	// awaiting PUBREL count against our Receive Maximum.
-	if p.QoS == 2 {
+	// Inbound flow control ([MQTT-3.3.4-7], [MQTT-3.3.4-8]): every QoS 1
+	// and 2 message we have not answered with PUBACK or PUBCOMP counts
+	// against our Receive Maximum — QoS 2 messages awaiting PUBREL, and QoS
+	// 1 messages whose PUBACK waits for the store (sendAck).
+	if p.QoS > 0 {
 		c.sess.mu.Lock()
 		_, dup := c.sess.inboundQoS2[p.PacketID]
 		n := len(c.sess.inboundQoS2)
 		c.sess.mu.Unlock()
-		if dup {
+		if dup && p.QoS == 2 {
 			// [MQTT-4.3.3-10]: already received; acknowledge, do not route again.
 			c.send(&packet.Ack{Kind: packet.PUBREC, Version: c.version, PacketID: p.PacketID})
 			return nil
 		}
-		if n >= int(o.ReceiveMaximum) {
-			return &packet.Error{Code: packet.ReceiveMaximumExceeded, Reason: "more unacknowledged QoS 2 PUBLISH packets than Receive Maximum"}
+		if n+int(c.acksDeferred.Load()) >= int(o.ReceiveMaximum) {
+			return &packet.Error{Code: packet.ReceiveMaximumExceeded, Reason: "more unacknowledged QoS 1 and 2 PUBLISH packets than Receive Maximum"}
 		}
 	}
 
@@ -150,11 +152,22 @@ func (c *conn) sendAck(a *packet.Ack, seq uint64) {
 	seq = max(seq, c.ackSeq)
 	c.ackSeq = seq
 	ack := *a
+	// A QoS 1 message is unacknowledged until its PUBACK goes out; a QoS 2
+	// one until PUBCOMP, which inboundQoS2 accounts for.
+	counted := a.Kind == packet.PUBACK
+	if counted {
+		c.acksDeferred.Add(1)
+	}
 	c.srv.store.Notify(seq, func(err error) {
 		if err != nil {
 			c.logger().Error("store failed; closing without acknowledging", "err", err)
 			c.closeConn()
 			return
+		}
+		if counted {
+			// Before the send: the client may answer the PUBACK with a
+			// new PUBLISH at once, which must find room.
+			c.acksDeferred.Add(-1)
 		}
 		c.send(&ack)
 	})

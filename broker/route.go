@@ -29,10 +29,11 @@ type target struct {
 // routeScratch is a publisher's reusable routing state, owned by its read
 // loop, so that routing allocates nothing in the steady state.
 type routeScratch struct {
-	targets []target
+	targets []target // reused, with their subIDs arrays
 	index   map[*session]int
 	pace    []*conn
-	seq     uint64 // the highest store sequence number the message needs durable
+	seq     uint64      // the highest store sequence number the message needs durable
+	headers headerCache // the message's PUBLISH headers, encoded once per shape
 }
 
 // route delivers m to every matching subscription: once per session for
@@ -66,19 +67,22 @@ func (s *Server) route(m *message, sc *routeScratch, now time.Time) int {
 		}
 	})
 	sc.pace = sc.pace[:0]
+	sc.headers.reset()
 	for i := range sc.targets {
 		t := &sc.targets[i]
-		// t.subIDs was built for this target alone: the delivery keeps it.
-		d := &delivery{msg: m, qos: t.qos, retain: t.retain, subIDs: t.subIDs}
+		// d is a temporary: a session that keeps the delivery (QoS > 0, or
+		// queued) keeps a copy, so that a QoS 0 delivery allocates nothing.
+		d := delivery{msg: m, qos: t.qos, retain: t.retain, subIDs: t.subIDs}
 		t.ss.mu.Lock()
-		c, pending := t.ss.deliverLocked(d, now)
+		c, pending := t.ss.deliverLocked(&d, now, &sc.headers)
 		sc.seq = max(sc.seq, t.ss.lastAppend)
 		t.ss.mu.Unlock()
 		if c != nil && pending > s.opts.WriteBufferHigh {
 			sc.pace = append(sc.pace, c)
 		}
-		t.ss, t.subIDs = nil, nil
+		t.ss = nil
 	}
+	sc.headers.reset()
 	return len(sc.targets)
 }
 
@@ -107,7 +111,14 @@ func (sc *routeScratch) add(sub *subscription, m *message) {
 	if !ok {
 		i = len(sc.targets)
 		sc.index[sub.ss] = i
-		sc.targets = append(sc.targets, target{ss: sub.ss})
+		if i < cap(sc.targets) {
+			// Reuse the slot and its Subscription Identifier array: what
+			// a delivery keeps of it is copied.
+			sc.targets = sc.targets[:i+1]
+			sc.targets[i] = target{ss: sub.ss, subIDs: sc.targets[i].subIDs[:0]}
+		} else {
+			sc.targets = append(sc.targets, target{ss: sub.ss})
+		}
 	}
 	t := &sc.targets[i]
 	t.qos = max(t.qos, qos)

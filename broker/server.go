@@ -27,7 +27,7 @@ type Server struct {
 	opts    settings
 	log     *slog.Logger
 	bufPool *packet.BufferPool // read buffers
-	arenas  sync.Pool          // writers' queues and arenas (*outQueues)
+	writing *writePools        // write arenas and writer goroutine state
 	limits  topic.Limits
 	store   store.Store // nil: memory only
 	// durable: the store keeps its state for the next Server (a restart),
@@ -56,9 +56,15 @@ type Server struct {
 	// retainMu orders retained-message changes with their store records.
 	retainMu sync.Mutex
 
-	works    sync.Pool // *connWork
-	parkOnce sync.Once
-	park     *poller // nil where connections cannot park
+	works      sync.Pool // *connWork
+	deliveries sync.Pool // *delivery, kept by sessions until acknowledged
+	parkOnce   sync.Once
+	park       *poller // nil where connections cannot park
+
+	// parkedChanged, when not nil, gets a signal (without blocking, so at
+	// most one is pending) after every change of Stats.Parked. Tests set it,
+	// with capacity 1, before serving, to wait for parking without polling.
+	parkedChanged chan struct{}
 }
 
 // New returns a Server configured by opts.
@@ -78,8 +84,9 @@ func New(opts Options) *Server {
 		s.restored.Store(true)
 	}
 	s.bufPool = packet.NewBufferPool(packet.DefaultBufferSize)
-	s.arenas.New = newOutQueues
+	s.writing = newWritePools()
 	s.works.New = func() any { return new(connWork) }
+	s.deliveries.New = func() any { return new(delivery) }
 	s.limits = topic.Limits{MaxLevels: s.opts.MaxTopicLevels}
 	return s
 }

@@ -41,6 +41,18 @@ func (s *Stats) Exits(rc packet.ReasonCode) int64 { return s.exits[rc].Load() }
 
 func (s *Stats) countExit(rc packet.ReasonCode) { s.exits[rc].Add(1) }
 
+// parkedAdd changes the Parked gauge by d and, for tests, signals
+// Server.parkedChanged.
+func (s *Server) parkedAdd(d int64) {
+	s.Stats.Parked.Add(d)
+	if s.parkedChanged != nil {
+		select {
+		case s.parkedChanged <- struct{}{}:
+		default: // a signal is already pending
+		}
+	}
+}
+
 // Gauges are the server's current sizes, for metrics.
 type Gauges struct {
 	Connections   int // network connections being served (CONNECT pending included)

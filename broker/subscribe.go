@@ -122,18 +122,18 @@ func hasWildcard(f string) bool {
 // with Retain set ([MQTT-3.3.1-9]). Expired ones are not sent
 // ([MQTT-3.3.2-5]) and are removed from the index and the store.
 func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
-	var ds []*delivery
+	var ds []delivery
 	var expired []*message
+	var subIDs []int
+	if sub.id > 0 {
+		subIDs = []int{sub.id}
+	}
 	s.retained.Match(sub.inner, func(_ string, m *message) {
 		if _, ok := m.remaining(now); !ok {
 			expired = append(expired, m)
 			return
 		}
-		d := &delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true}
-		if sub.id > 0 {
-			d.subIDs = []int{sub.id}
-		}
-		ds = append(ds, d)
+		ds = append(ds, delivery{msg: m, qos: min(m.pub.QoS, sub.opts.QoS), retain: true, subIDs: subIDs})
 	})
 	if len(expired) > 0 {
 		s.dropRetained(expired)
@@ -142,8 +142,8 @@ func (s *Server) sendRetained(ss *session, sub *subscription, now time.Time) {
 		return
 	}
 	ss.mu.Lock()
-	for _, d := range ds {
-		ss.deliverLocked(d, now)
+	for i := range ds {
+		ss.deliverLocked(&ds[i], now, nil)
 	}
 	ss.mu.Unlock()
 }

@@ -41,6 +41,13 @@ func startServer(t testing.TB, opts Options) (*Server, string) {
 		opts.Logger = testLogger(t)
 	}
 	srv := New(opts)
+	return srv, serve(t, srv)
+}
+
+// serve serves srv on a loopback port and returns the address. The server
+// is closed when the test ends.
+func serve(t testing.TB, srv *Server) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +60,7 @@ func startServer(t testing.TB, opts Options) (*Server, string) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
-	return srv, l.Addr().String()
+	return l.Addr().String()
 }
 
 // tester is one raw MQTT connection to the broker under test.

@@ -92,8 +92,8 @@ func buildVigil(t *testing.T) string {
 }
 
 // The real binary: it prints where it listens, applies flags over the
-// file, serves MQTT over TCP and WebSocket, and on SIGTERM sends an MQTT 5
-// client DISCONNECT 0x8B and exits 0.
+// file, serves MQTT over TCP and WebSocket, and on SIGTERM or SIGINT sends
+// an MQTT 5 client DISCONNECT 0x8B and exits 0.
 func TestBrokerBinarySIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the vigil binary")
@@ -103,117 +103,127 @@ func TestBrokerBinarySIGTERM(t *testing.T) {
 	}
 	t.Parallel()
 	exe := buildVigil(t)
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfgFile, []byte("max_keepalive: 30\nlog: {level: warn}\nstore: {type: memory}\n"), 0o600)
+	// SIGTERM (service managers) and SIGINT (Ctrl+C) stop the broker the
+	// same way.
+	for _, tt := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"SIGTERM", syscall.SIGTERM}, {"SIGINT", syscall.SIGINT}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cfgFile := filepath.Join(dir, "vigil.yaml")
+			os.WriteFile(cfgFile, []byte("max_keepalive: 30\nlog: {level: warn}\nstore: {type: memory}\n"), 0o600)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "broker", "--config", cfgFile, "--max-keepalive", "5",
-		"--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--shutdown-timeout", "5s")
-	cmd.Env = childEnv()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	var log bytes.Buffer
-	addrs := make(chan [2]string, 2)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n") // read only after exited
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- [2]string{m[1], m[2] + m[3]}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, exe, "broker", "--config", cfgFile, "--max-keepalive", "5",
+				"--listen", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--shutdown-timeout", "5s")
+			cmd.Env = childEnv()
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	var tcpAddr, wsURL string
-	for tcpAddr == "" || wsURL == "" {
-		select {
-		case a := <-addrs:
-			switch a[0] {
-			case "tcp":
-				tcpAddr = a[1]
-			case "ws":
-				wsURL = "ws://" + a[1]
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
 			}
-		case err := <-exited:
-			t.Fatalf("vigil exited early: %v\n%s", err, log.String())
-		case <-time.After(wait):
-			t.Fatal("vigil did not print its listening addresses")
-		}
-	}
+			exited := make(chan error, 1)
+			var log bytes.Buffer
+			addrs := make(chan [2]string, 2)
+			go func() {
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					log.WriteString(sc.Text() + "\n") // read only after exited
+					if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+						addrs <- [2]string{m[1], m[2] + m[3]}
+					}
+				}
+				exited <- cmd.Wait()
+			}()
+			t.Cleanup(func() { cmd.Process.Kill() })
 
-	// MQTT 5 over TCP: CONNACK carries the --max-keepalive that overrode
-	// the file.
-	nc, err := net.DialTimeout("tcp", tcpAddr, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	r := packet.NewReader(nc)
-	next := func() packet.Packet {
-		t.Helper()
-		nc.SetReadDeadline(time.Now().Add(wait))
-		h, body, err := r.Next()
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		p, err := packet.Decode(h, body, packet.V5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	b, _ := (&packet.Connect{Version: packet.V5, ClientID: "cli-test", CleanStart: true, KeepAlive: 0}).Append(nil)
-	nc.Write(b)
-	ack, ok := next().(*packet.Connack)
-	if !ok || ack.ReasonCode != packet.Success {
-		t.Fatalf("want CONNACK Success, got %+v", ack)
-	}
-	if ack.Props.ServerKeepAlive != 5 {
-		t.Fatalf("Server Keep Alive %d, want 5 (from --max-keepalive)", ack.Props.ServerKeepAlive)
-	}
+			var tcpAddr, wsURL string
+			for tcpAddr == "" || wsURL == "" {
+				select {
+				case a := <-addrs:
+					switch a[0] {
+					case "tcp":
+						tcpAddr = a[1]
+					case "ws":
+						wsURL = "ws://" + a[1]
+					}
+				case err := <-exited:
+					t.Fatalf("vigil exited early: %v\n%s", err, log.String())
+				case <-time.After(wait):
+					t.Fatal("vigil did not print its listening addresses")
+				}
+			}
 
-	// MQTT over WebSocket answers too.
-	wctx, wcancel := context.WithTimeout(ctx, wait)
-	defer wcancel()
-	ws, _, err := websocket.Dial(wctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"mqtt"}})
-	if err != nil {
-		t.Fatalf("websocket: %v", err)
-	}
-	wnc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
-	defer wnc.Close()
-	b, _ = (&packet.Connect{Version: packet.V311, ClientID: "cli-ws", CleanStart: true}).Append(nil)
-	wnc.Write(b)
-	if h, _, err := packet.NewReader(wnc).Next(); err != nil || h.Type != packet.CONNACK {
-		t.Fatalf("websocket CONNACK: %v %v", h.Type, err)
-	}
+			// MQTT 5 over TCP: CONNACK carries the --max-keepalive that overrode
+			// the file.
+			nc, err := net.DialTimeout("tcp", tcpAddr, wait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			r := packet.NewReader(nc)
+			next := func() packet.Packet {
+				t.Helper()
+				nc.SetReadDeadline(time.Now().Add(wait))
+				h, body, err := r.Next()
+				if err != nil {
+					t.Fatalf("read: %v", err)
+				}
+				p, err := packet.Decode(h, body, packet.V5)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			b, _ := (&packet.Connect{Version: packet.V5, ClientID: "cli-test", CleanStart: true, KeepAlive: 0}).Append(nil)
+			nc.Write(b)
+			ack, ok := next().(*packet.Connack)
+			if !ok || ack.ReasonCode != packet.Success {
+				t.Fatalf("want CONNACK Success, got %+v", ack)
+			}
+			if ack.Props.ServerKeepAlive != 5 {
+				t.Fatalf("Server Keep Alive %d, want 5 (from --max-keepalive)", ack.Props.ServerKeepAlive)
+			}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	d, ok := next().(*packet.Disconnect)
-	if !ok || d.ReasonCode != packet.ServerShuttingDown {
-		t.Fatalf("want DISCONNECT 0x8B, got %+v", d)
-	}
-	nc.SetReadDeadline(time.Now().Add(wait))
-	if _, _, err := r.Next(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("after DISCONNECT: %v, want the connection closed", err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("vigil exited with %v, want 0\n%s", err, log.String())
-		}
-	case <-time.After(wait):
-		t.Fatal("vigil did not exit after SIGTERM")
+			// MQTT over WebSocket answers too.
+			wctx, wcancel := context.WithTimeout(ctx, wait)
+			defer wcancel()
+			ws, _, err := websocket.Dial(wctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"mqtt"}})
+			if err != nil {
+				t.Fatalf("websocket: %v", err)
+			}
+			wnc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+			defer wnc.Close()
+			b, _ = (&packet.Connect{Version: packet.V311, ClientID: "cli-ws", CleanStart: true}).Append(nil)
+			wnc.Write(b)
+			if h, _, err := packet.NewReader(wnc).Next(); err != nil || h.Type != packet.CONNACK {
+				t.Fatalf("websocket CONNACK: %v %v", h.Type, err)
+			}
+
+			if err := cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			d, ok := next().(*packet.Disconnect)
+			if !ok || d.ReasonCode != packet.ServerShuttingDown {
+				t.Fatalf("want DISCONNECT 0x8B, got %+v", d)
+			}
+			nc.SetReadDeadline(time.Now().Add(wait))
+			if _, _, err := r.Next(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after DISCONNECT: %v, want the connection closed", err)
+			}
+			select {
+			case err := <-exited:
+				if err != nil {
+					t.Fatalf("vigil exited with %v, want 0\n%s", err, log.String())
+				}
+			case <-time.After(wait):
+				t.Fatalf("vigil did not exit after %s", tt.name)
+			}
+		})
 	}
 }

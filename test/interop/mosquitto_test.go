@@ -1,20 +1,23 @@
 package interop
 
 import (
+	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vigilmq/vigil/broker"
+	"github.com/vigilmq/vigil/packet"
 )
 
 // Debian's mosquitto_pub and mosquitto_sub (mosquitto-clients), with
-// -V mqttv311 and -V mqttv5. mosquitto_sub runs with -d (debug output, whose
+// -V mqttv31 (MQIsdp), -V mqttv311 and -V mqttv5. mosquitto_sub runs with -d (debug output, whose
 // "Subscribed (mid: N): q..." line says the SUBACK has arrived) and -F %j
 // (one JSON object per message, with topic, qos, retain and payload).
 
 // mosqVersions are the -V values tested.
-var mosqVersions = []string{"mqttv311", "mqttv5"}
+var mosqVersions = []string{"mqttv31", "mqttv311", "mqttv5"}
 
 // mosqSub starts mosquitto_sub against b with protocol version v and the
 // extra arguments (topics, QoS, ...).
@@ -61,6 +64,56 @@ func TestMosquittoClients(t *testing.T) {
 			t.Parallel()
 			runMosquittoMatrix(t, v)
 		})
+	}
+}
+
+// Clients of all three versions on one broker: a mosquitto_sub of each
+// version receives what a mosquitto_pub of each version publishes, at QoS
+// 0, 1 and 2, in order.
+func TestMosquittoVersionsSideBySide(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	seen := map[string]packet.Version{} // client id -> protocol version of its CONNECT
+	b := startBroker(t, broker.Options{Authenticator: broker.AuthenticatorFunc(func(_ context.Context, c *broker.ConnectInfo) packet.ReasonCode {
+		mu.Lock()
+		seen[c.ClientID] = c.Version
+		mu.Unlock()
+		return packet.Success
+	})})
+	const n = 9 // 3 versions x 3 QoS levels
+	subs := make([]*proc, len(mosqVersions))
+	for i, v := range mosqVersions {
+		subs[i] = mosqSub(t, b, v, "-i", "side-sub-"+v, "-q", "2", "-t", "side/#", "-C", strconv.Itoa(n))
+		if q := waitSubscribed(t, subs[i]); len(q) != 1 || q[0] != 2 {
+			t.Fatalf("%s: granted QoS %v, want [2]", v, q)
+		}
+	}
+	var want []string
+	for _, v := range mosqVersions {
+		for q := range 3 {
+			topic := "side/" + v + "/" + strconv.Itoa(q)
+			mosqPub(t, b, v, "-i", "side-pub-"+v, "-t", topic, "-m", "from "+v, "-q", strconv.Itoa(q))
+			want = append(want, msg{Topic: topic, Payload: "from " + v, QoS: q}.String())
+		}
+	}
+	for i, v := range mosqVersions {
+		var got []string
+		for range n {
+			got = append(got, subs[i].nextMsg(waitTimeout).String())
+		}
+		if !equalStrings(got, want) {
+			t.Errorf("%s subscriber got\n%s\nwant\n%s", v, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		subs[i].wait(waitTimeout)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range []packet.Version{packet.V31, packet.V311, packet.V5} {
+		for _, role := range []string{"side-sub-", "side-pub-"} {
+			if id := role + mosqVersions[i]; seen[id] != v {
+				t.Errorf("%s connected with protocol %s, want %s", id, seen[id], v)
+			}
+		}
 	}
 }
 
