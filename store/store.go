@@ -60,7 +60,8 @@ type QueueReader interface {
 	// LoadHeads is Load, except that each session gets at most queued of
 	// its queued deliveries (PacketID 0), the oldest ones, besides all its
 	// in-flight ones; SessionState.QueuedLeft counts the queued
-	// deliveries left out. A negative queued loads them all, as Load does.
+	// deliveries left out and QueuedLeftLast is the highest Seq among
+	// them. A negative queued loads them all, as Load does.
 	LoadHeads(ctx context.Context, queued int) (*State, error)
 	// Deliveries returns the stored deliveries of clientID, queued and in
 	// flight, whose Seq is above after, in Seq order, at most limit of
@@ -151,6 +152,10 @@ type SessionState struct {
 	// QueuedLeft is the number of queued deliveries stored but not in
 	// Deliveries; only QueueReader.LoadHeads leaves some out.
 	QueuedLeft int
+	// QueuedLeftLast is the highest Seq of the queued deliveries left
+	// out, 0 when QueuedLeft is 0: a broker numbers the session's next
+	// deliveries above it.
+	QueuedLeftLast uint64
 }
 
 // Session is a session's own record.

@@ -174,8 +174,8 @@ func (s *Store) Flush(ctx context.Context) error { return ctx.Err() }
 func (s *Store) Load(ctx context.Context) (*store.State, error) { return s.LoadHeads(ctx, -1) }
 
 // LoadHeads is Load with at most queued queued deliveries (PacketID 0) per
-// session, the oldest; SessionState.QueuedLeft counts the others. A
-// negative queued loads them all. See store.QueueReader.
+// session, the oldest; SessionState.QueuedLeft counts the others and
+// QueuedLeftLast is the highest Seq among them. A negative queued loads them all. See store.QueueReader.
 func (s *Store) LoadHeads(ctx context.Context, queued int) (*store.State, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -197,6 +197,7 @@ func (s *Store) LoadHeads(ctx context.Context, queued int) (*store.State, error)
 			if d.PacketID == 0 && queued >= 0 {
 				if heads == queued {
 					ss.QueuedLeft++
+					ss.QueuedLeftLast = max(ss.QueuedLeftLast, d.Seq)
 					continue
 				}
 				heads++

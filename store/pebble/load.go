@@ -23,7 +23,7 @@ func (s *Store) Load(ctx context.Context) (*store.State, error) { return s.LoadH
 
 // LoadHeads is Load with at most queued queued deliveries (PacketID 0) per
 // session, the oldest; SessionState.QueuedLeft counts the others, whose
-// records are not decoded. A negative queued loads them all. See
+// records are not decoded, and QueuedLeftLast is the highest Seq among them. A negative queued loads them all. See
 // store.QueueReader.
 func (s *Store) LoadHeads(ctx context.Context, queued int) (*store.State, error) {
 	if err := s.waitCommitted(ctx); err != nil {
@@ -189,6 +189,7 @@ func (l *loader) record(st *store.State, k, v []byte) error {
 			if pid == 0 {
 				if l.heads[cid] == l.queued {
 					c.QueuedLeft++
+					c.QueuedLeftLast = max(c.QueuedLeftLast, seq)
 					return nil
 				}
 				l.heads[cid]++

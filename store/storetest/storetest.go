@@ -769,10 +769,12 @@ func testLoadHeads(t *testing.T, open Opener) {
 			c, cc    []uint64
 			leftC    int
 			leftCC   int
+			lastC    uint64 // QueuedLeftLast
+			lastCC   uint64
 			wantFull bool
 		}{
-			{queued: 3, c: []uint64{1, 2, 3, 4, 5}, cc: []uint64{1, 2, 3, 4}, leftC: 5},
-			{queued: 0, c: []uint64{1, 2}, cc: []uint64{1, 2}, leftC: 8, leftCC: 2},
+			{queued: 3, c: []uint64{1, 2, 3, 4, 5}, cc: []uint64{1, 2, 3, 4}, leftC: 5, lastC: 10},
+			{queued: 0, c: []uint64{1, 2}, cc: []uint64{1, 2}, leftC: 8, leftCC: 2, lastC: 10, lastCC: 4},
 			{queued: -1, wantFull: true},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -789,6 +791,9 @@ func testLoadHeads(t *testing.T, open Opener) {
 				t.Fatalf("LoadHeads(%d): %d sessions, want 2", tc.queued, len(st.Sessions))
 			}
 			c, cc := st.Sessions[0], st.Sessions[1]
+			if c.QueuedLeftLast != tc.lastC || cc.QueuedLeftLast != tc.lastCC {
+				t.Errorf("LoadHeads(%d): last left-out Seq %d (c) and %d (cc), want %d and %d", tc.queued, c.QueuedLeftLast, cc.QueuedLeftLast, tc.lastC, tc.lastCC)
+			}
 			if got := seqs(c.Deliveries); !reflect.DeepEqual(got, tc.c) || c.QueuedLeft != tc.leftC {
 				t.Errorf("LoadHeads(%d): c has deliveries %v and %d left, want %v and %d", tc.queued, got, c.QueuedLeft, tc.c, tc.leftC)
 			}
