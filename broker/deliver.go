@@ -98,9 +98,7 @@ func (ss *session) deliverLocked(d *delivery, now time.Time, enc *headerCache) (
 	}
 	s := ss.srv
 	c := ss.conn
-	ss.seq++
-	d.seq = ss.seq
-	if c == nil || d.qos > 0 && (ss.queue.len() > 0 || len(ss.inflight) >= c.sendQuota) {
+	if c == nil || d.qos > 0 && (ss.queue.len() > 0 || ss.disk.n > 0 || len(ss.inflight) >= c.sendQuota) {
 		if c == nil && d.qos == 0 && !s.opts.QueueQoS0 {
 			s.Stats.MessagesDropped.Add(1)
 			return nil, 0
@@ -109,6 +107,10 @@ func (ss *session) deliverLocked(d *delivery, now time.Time, enc *headerCache) (
 		return nil, 0
 	}
 	if d.qos > 0 {
+		// Only deliveries the session keeps are numbered, so that the
+		// queued ones have consecutive numbers (see diskQueue).
+		ss.seq++
+		d.seq = ss.seq
 		kept := s.keepDelivery(d)
 		ss.assignLocked(kept)
 		pending, discarded := ss.emitLocked(kept, now, enc)
@@ -145,18 +147,27 @@ func (s *Server) dropDelivery(d *delivery) {
 	s.deliveries.Put(d)
 }
 
-// enqueueLocked appends d to the session queue, applying the overflow policy.
+// enqueueLocked appends d, which the session owns, to the session queue,
+// applying the overflow policy to the whole queue, head and tail: to the
+// head in memory, or, when it spills (see diskQueue), to the store only.
 func (ss *session) enqueueLocked(d *delivery) {
 	s := ss.srv
-	if ss.queue.len() >= s.opts.MaxQueued {
+	if ss.queue.len()+ss.disk.n >= s.opts.MaxQueued {
 		s.Stats.MessagesDropped.Add(1)
 		s.Stats.QueueOverflows.Add(1)
 		if s.opts.QueueOverflow != DropOldest {
+			s.dropDelivery(d)
 			return
 		}
-		if old := ss.queue.pop(); old.stored {
-			ss.appendLocked(store.DeleteDelivery(ss.id, old.seq))
-		}
+		ss.dropOldestLocked()
+	}
+	ss.seq++
+	d.seq = ss.seq
+	if ss.spillLocked() {
+		ss.appendLocked(store.PutDelivery(ss.id, d.record()))
+		ss.disk.push(d.seq)
+		s.dropDelivery(d)
+		return
 	}
 	if ss.durableLocked() {
 		ss.appendLocked(store.PutDelivery(ss.id, d.record()))
@@ -313,13 +324,14 @@ func (ss *session) aliasLocked(pub *packet.Publish, max uint16) (isNew bool) {
 // pumpLocked sends queued messages while the client is online and the
 // in-flight window has room ([MQTT-4.9.0-2]: at most Receive Maximum
 // unacknowledged QoS 1 and 2 messages). Expired messages are dropped
-// ([MQTT-3.3.2-5]).
+// ([MQTT-3.3.2-5]). When the head has drained, the next page of the tail
+// is read from the store (refillLocked).
 func (ss *session) pumpLocked(now time.Time) {
 	c := ss.conn
 	for c != nil && ss.queue.len() > 0 {
 		d := ss.queue.items[ss.queue.head]
 		if d.qos > 0 && len(ss.inflight) >= c.sendQuota {
-			return
+			break
 		}
 		ss.queue.pop()
 		if _, ok := d.msg.remaining(now); !ok {
@@ -332,8 +344,14 @@ func (ss *session) pumpLocked(now time.Time) {
 		}
 		if d.qos > 0 {
 			ss.assignLocked(d)
+		} else if d.stored {
+			// QoS 0 is sent once: its queued record goes.
+			ss.appendLocked(store.DeleteDelivery(ss.id, d.seq))
 		}
 		ss.writeLocked(d, now)
+	}
+	if ss.disk.n > 0 {
+		ss.refillLocked()
 	}
 }
 

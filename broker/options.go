@@ -84,6 +84,15 @@ type Options struct {
 	// QueueQoS0 queues QoS 0 messages for offline sessions too; by default
 	// they are dropped (and counted), as the specification allows.
 	QueueQoS0 bool
+	// QueueMemory bounds how many of a session's queued messages are held
+	// in memory when the session outlives its connection and Store reads
+	// stored messages back (a store.QueueReader, as both stores of this
+	// module are): the oldest QueueMemory messages wait in memory, the
+	// newer ones in the store only, and they are read back in pages as the
+	// client drains the queue. Restore loads only that many per session.
+	// MaxQueued and QueueOverflow still apply to the whole queue. 0 means
+	// 64; negative holds every queued message in memory.
+	QueueMemory int
 
 	// WriteBufferHigh is the number of bytes queued for one connection
 	// above which publishers feeding it pause until it drains; 0 means
@@ -217,6 +226,9 @@ func (o Options) withDefaults() settings {
 	}
 	if s.MaxQueued <= 0 {
 		s.MaxQueued = 1000
+	}
+	if s.QueueMemory == 0 {
+		s.QueueMemory = 64
 	}
 	if s.WriteBufferHigh <= 0 {
 		s.WriteBufferHigh = 256 << 10

@@ -83,6 +83,44 @@ func (m *message) record() *store.Message {
 	return r
 }
 
+// deliveryFromRecord rebuilds a delivery loaded from the store.
+func deliveryFromRecord(r *store.Delivery) *delivery {
+	d := &delivery{qos: r.QoS, retain: r.Retain, subIDs: r.SubIDs, pid: r.PacketID, seq: r.Seq, dup: r.Dup, pubrel: r.Released, stored: true, recorded: true}
+	if r.Message != nil {
+		d.msg = messageFromRecord(r.Message)
+	}
+	return d
+}
+
+// restoreTail records the tail of a restored session's queue: the queued
+// deliveries LoadHeads left in the store, all numbered above after (the
+// head's last). Their numbers are consecutive when this broker numbered
+// them, and then known from r alone; otherwise they are read from the
+// store, page by page.
+func (s *Server) restoreTail(ctx context.Context, ss *session, after uint64, r *store.SessionState) error {
+	if r.QueuedLeftLast-after == uint64(r.QueuedLeft) {
+		ss.disk.ranges = []seqRange{{after + 1, r.QueuedLeftLast}}
+		ss.disk.n = r.QueuedLeft
+		return nil
+	}
+	const page = 1024
+	for {
+		ds, err := s.queueReader.Deliveries(ctx, ss.id, after, page)
+		if err != nil {
+			return fmt.Errorf("broker: restoring the queue of %q: %w", ss.id, err)
+		}
+		for _, d := range ds {
+			if d.PacketID == 0 && d.Message != nil {
+				ss.disk.push(d.Seq)
+			}
+			after = d.Seq
+		}
+		if len(ds) < page {
+			return nil
+		}
+	}
+}
+
 // messageFromRecord rebuilds a message loaded from the store.
 func messageFromRecord(r *store.Message) *message {
 	p := &packet.Publish{Version: packet.V5, QoS: r.QoS, Retain: r.Retain, Topic: r.Topic, Payload: r.Payload, Props: r.Props}
@@ -106,7 +144,10 @@ func (s *Server) group() (end func()) {
 // Restore loads the state kept in Options.Store: sessions with their
 // subscriptions, queued and in-flight messages and inbound QoS 2 packet
 // identifiers, retained messages, and pending Wills. Call it once, before
-// Serve; Serve refuses to run with a store that was not restored.
+// Serve; Serve refuses to run with a store that was not restored. With a
+// store.QueueReader, only the first Options.QueueMemory queued messages of
+// each session are loaded; the others stay in the store until the
+// session's client drains its queue.
 //
 // Times continue on their original schedule: a session expires, and a
 // delayed Will fires, at the wall-clock time set before the restart, or at
@@ -119,7 +160,14 @@ func (s *Server) Restore(ctx context.Context) error {
 		s.restored.Store(true)
 		return nil
 	}
-	st, err := s.store.Load(ctx)
+	var st *store.State
+	var err error
+	if s.queueReader != nil {
+		// The heads of the queues only; the tails stay in the store.
+		st, err = s.queueReader.LoadHeads(ctx, s.opts.QueueMemory)
+	} else {
+		st, err = s.store.Load(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("broker: restoring state: %w", err)
 	}
@@ -159,12 +207,13 @@ func (s *Server) Restore(ctx context.Context) error {
 			ss.subs[x.filter] = x
 			s.addSubscription(x)
 		}
+		var lastQueued uint64 // of the head
 		for _, d := range r.Deliveries {
-			x := &delivery{qos: d.QoS, retain: d.Retain, subIDs: d.SubIDs, pid: d.PacketID, seq: d.Seq, dup: d.Dup, pubrel: d.Released, stored: true, recorded: true}
-			if d.Message != nil {
-				x.msg = messageFromRecord(d.Message)
-			}
+			x := deliveryFromRecord(d)
 			ss.seq = max(ss.seq, d.Seq)
+			if d.PacketID == 0 {
+				lastQueued = max(lastQueued, d.Seq)
+			}
 			switch {
 			case d.PacketID != 0:
 				x.dup = true
@@ -175,6 +224,12 @@ func (s *Server) Restore(ctx context.Context) error {
 				ss.nextPID = max(ss.nextPID, d.PacketID)
 			case x.msg != nil:
 				ss.queue.push(x)
+			}
+		}
+		if r.QueuedLeft > 0 {
+			ss.seq = max(ss.seq, r.QueuedLeftLast)
+			if err := s.restoreTail(ctx, ss, lastQueued, r); err != nil {
+				return err
 			}
 		}
 		for _, id := range r.Inbound {

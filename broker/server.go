@@ -33,6 +33,11 @@ type Server struct {
 	// durable: the store keeps its state for the next Server (a restart),
 	// so delayed Wills may wait in it across a Shutdown (store.IsDurable).
 	durable bool
+	// queueReader is the store when it reads deliveries back and
+	// Options.QueueMemory bounds the queues in memory; nil otherwise.
+	queueReader store.QueueReader
+	fetchCtx    context.Context // ends the page reads of queue tails (diskqueue.go)
+	fetchStop   context.CancelFunc
 
 	// Stats counts what the server has done; read it at any time.
 	Stats Stats
@@ -49,6 +54,10 @@ type Server struct {
 	flaps     map[string]*flapRecord
 	closed    bool
 	connWG    sync.WaitGroup // running connections
+
+	fetchMu      sync.Mutex
+	fetchStopped bool           // guarded by fetchMu: no page read may start
+	fetchWG      sync.WaitGroup // page reads running; Add under fetchMu
 
 	shuttingDown atomic.Bool
 	restored     atomic.Bool // Restore has run (or there is no store)
@@ -80,6 +89,10 @@ func New(opts Options) *Server {
 	s.log = s.opts.Logger
 	s.store = s.opts.Store
 	s.durable = store.IsDurable(s.store)
+	if qr, ok := s.store.(store.QueueReader); ok && s.opts.QueueMemory > 0 {
+		s.queueReader = qr
+	}
+	s.fetchCtx, s.fetchStop = context.WithCancel(context.Background())
 	if s.store == nil {
 		s.restored.Store(true)
 	}
@@ -217,8 +230,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for _, c := range conns {
 			c.closeConn()
 		}
+		s.stopFetches()
 		return ctx.Err()
 	}
+	s.stopFetches()
 	s.stopTimers()
 	s.stopParker()
 	if s.store != nil {
@@ -237,6 +252,7 @@ func (s *Server) Close() error {
 		c.closeConn()
 	}
 	s.connWG.Wait()
+	s.stopFetches()
 	s.stopTimers()
 	s.stopParker()
 	return nil

@@ -39,7 +39,8 @@ type session struct {
 
 	// Outbound QoS 1 and 2 state ([MQTT-4.3.2], [MQTT-4.3.3], [MQTT-4.4.0-1]).
 	inflight map[uint16]*delivery // sent, not yet fully acknowledged
-	queue    deliveryQueue        // waiting for the client or for in-flight room
+	queue    deliveryQueue        // waiting for the client or for in-flight room: the head in memory
+	disk     diskQueue            // the queue's tail, in the store only (Options.QueueMemory)
 	nextPID  uint16
 	seq      uint64 // order of deliveries, to resend in order
 
@@ -132,6 +133,12 @@ func (s *Server) attach(c *conn, req attachRequest, now time.Time) {
 	ss.aliasesOut = nil
 	switch {
 	case ss.durableLocked():
+		ss.appendLocked(store.PutSession(ss.recordLocked()))
+	case ss.disk.n > 0:
+		// The session will end with this connection, but the tail of its
+		// queue is in the store only, where it stays until the session
+		// ends. The record says so: a restart before then ends the
+		// session (a connected session with Session Expiry 0).
 		ss.appendLocked(store.PutSession(ss.recordLocked()))
 	case ss.stored:
 		// The session will end with this connection: nothing of it needs
@@ -299,6 +306,7 @@ func (s *Server) endSession(ss *session, now time.Time) {
 	ss.subs = nil
 	ss.inflight = nil
 	ss.queue = deliveryQueue{}
+	ss.disk = diskQueue{} // a page read running finds the session ended
 	ss.inboundQoS2 = nil
 	if ss.stored {
 		ss.appendLocked(store.DeleteSession(ss.id))

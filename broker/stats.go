@@ -61,10 +61,15 @@ type Gauges struct {
 	SharedMembers int // memberships of shared subscription groups
 	Retained      int // retained messages
 	Parked        int // idle connections parked on the poller
+	// Queued messages waiting for their sessions' clients (offline, or
+	// their in-flight window full), in flight ones not included: held in
+	// memory, and in the store only (Options.QueueMemory).
+	QueuedInMemory int
+	QueuedOnDisk   int
 }
 
-// Gauges returns the server's current sizes. It takes a few locks briefly;
-// call it at scrape frequency, not per message.
+// Gauges returns the server's current sizes. It takes each session's lock
+// briefly, one at a time; call it at scrape frequency, not per message.
 func (s *Server) Gauges() Gauges {
 	s.mu.Lock()
 	g := Gauges{Connections: len(s.conns), Sessions: len(s.sessions)}
@@ -74,6 +79,12 @@ func (s *Server) Gauges() Gauges {
 	g.SharedMembers = ts.SharedMembers
 	g.Retained = s.retained.Len()
 	g.Parked = int(s.Stats.Parked.Load())
+	for _, ss := range s.allSessions() {
+		ss.mu.Lock()
+		g.QueuedInMemory += ss.queue.len()
+		g.QueuedOnDisk += ss.disk.n
+		ss.mu.Unlock()
+	}
 	return g
 }
 

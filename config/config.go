@@ -225,6 +225,7 @@ type file struct {
 	maxQueued           int
 	queueOverflow       string
 	queueQoS0           bool
+	queueMemory         int // -1: all
 	writeBufferHigh     int
 	writeBufferMax      int
 	writeTimeout        time.Duration
@@ -302,6 +303,7 @@ func defaultFile() *file {
 		maxInflight:         1024,
 		maxQueued:           1000,
 		queueOverflow:       "drop_new",
+		queueMemory:         64,
 		writeBufferHigh:     256 << 10,
 		writeBufferMax:      8 << 20,
 		writeTimeout:        10 * time.Second,
@@ -338,6 +340,7 @@ func (f *file) fields(d *decoder) fields {
 		"max_queued_messages":      d.integer(&f.maxQueued, 1, math.MaxInt32),
 		"queue_overflow":           d.enum(&f.queueOverflow, "drop_new", "drop_oldest"),
 		"queue_qos0":               d.boolean(&f.queueQoS0),
+		"queue_memory":             f.queueMemoryKey(d),
 		"write_buffer_high":        d.size(&f.writeBufferHigh, 1024, math.MaxInt32),
 		"write_buffer_max":         d.size(&f.writeBufferMax, 1024, math.MaxInt32),
 		"write_timeout":            d.duration(&f.writeTimeout, goDuration, time.Millisecond),
@@ -436,6 +439,26 @@ func (f *file) fields(d *decoder) fields {
 	}
 }
 
+// queueMemoryKey decodes queue_memory: a number of messages, or "all".
+func (f *file) queueMemoryKey(d *decoder) func(*yaml.Node, string) {
+	return func(n *yaml.Node, key string) {
+		s, ok := d.scalar(n, key)
+		if !ok {
+			return
+		}
+		if s == "all" {
+			f.queueMemory = -1
+			return
+		}
+		v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, 64)
+		if err != nil || v < 1 || v > math.MaxInt32 {
+			d.failf(n, key, `must be a number of messages between 1 and 2147483647, or "all", got %q`, s)
+			return
+		}
+		f.queueMemory = int(v)
+	}
+}
+
 // sessionExpiry decodes max_session_expiry: seconds, a duration, or "never".
 func (f *file) sessionExpiry(d *decoder) func(*yaml.Node, string) {
 	return func(n *yaml.Node, key string) {
@@ -505,6 +528,7 @@ func (f *file) build(d *decoder) *Config {
 			MaxInflight:             f.maxInflight,
 			MaxQueued:               f.maxQueued,
 			QueueQoS0:               f.queueQoS0,
+			QueueMemory:             f.queueMemory,
 			WriteBufferHigh:         f.writeBufferHigh,
 			WriteBufferMax:          f.writeBufferMax,
 			WriteTimeout:            f.writeTimeout,

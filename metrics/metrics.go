@@ -69,6 +69,8 @@ func NewCollector(srv *broker.Server) *Collector {
 	g("shared_subscription_members", "Memberships of shared subscription groups.", func(x broker.Gauges) int { return x.SharedMembers })
 	g("retained_messages", "Retained messages.", func(x broker.Gauges) int { return x.Retained })
 	g("parked_connections", "Idle connections parked on the poller (no goroutine).", func(x broker.Gauges) int { return x.Parked })
+	g("queued_messages_in_memory", "Queued messages waiting for their clients, held in memory.", func(x broker.Gauges) int { return x.QueuedInMemory })
+	g("queued_messages_on_disk", "Queued messages waiting for their clients, in the store only (queue_memory).", func(x broker.Gauges) int { return x.QueuedOnDisk })
 	c.exits = prometheus.NewDesc("vigil_connection_exits_total", "Connections closed, by the MQTT reason code of the close.", []string{"code", "reason"}, nil)
 	return c
 }
