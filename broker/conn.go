@@ -439,9 +439,13 @@ func (c *conn) takeOver() {
 // shutdownCause is why connections close in a Shutdown.
 var shutdownCause = closeCause{code: packet.ServerShuttingDown, reason: "server shutting down", shutdown: true}
 
-// endShutdown is the second step: DISCONNECT 0x8B to MQTT 5 clients
-// (section 3.14: the server may send DISCONNECT before closing), then close.
-func (c *conn) endShutdown() {
-	c.sendDisconnect(packet.ServerShuttingDown, "server shutting down")
-	c.closeNow()
+// endShutdown closes the connection at the end of a Shutdown, after
+// sendDisconnect queued its DISCONNECT 0x8B (section 3.14: the server may
+// send DISCONNECT before closing): it waits until deadline at most for what
+// is queued to be written. Every connection of a Shutdown shares one
+// deadline, so clients that stopped reading cost that wait once, not once
+// each.
+func (c *conn) endShutdown(deadline time.Time) {
+	c.w.close(time.Until(deadline))
+	c.closeConn()
 }

@@ -202,6 +202,9 @@ func (w *writer) run(j *writerJob) {
 		w.q, w.spare = w.spare, w.q
 		w.mu.Unlock()
 
+		// w.spare is this goroutine's until it locks again: producers use
+		// only w.q, and abort, close and releaseLocked give buffers back
+		// only while no writer goroutine runs (w.writing is false).
 		q := w.spare.buf
 		bufs := j.bufs[:0]
 		for _, s := range q.segs {

@@ -31,6 +31,7 @@ type diskQueue struct {
 	ranges   []seqRange
 	n        int  // sequence numbers in ranges
 	fetching bool // a page read runs (session.fetch)
+	failures int  // page reads failed in a row: the next waits longer
 }
 
 // seqRange is the sequence numbers first to last, inclusive.
@@ -121,21 +122,30 @@ func (ss *session) refillLocked() {
 		return // the server is closing
 	}
 	ss.disk.fetching = true
-	go ss.fetch(ss.disk.oldest()-1, s.opts.QueueMemory-ss.queue.len(), ss.seq)
+	go ss.fetch(ss.disk.oldest()-1, s.opts.QueueMemory-ss.queue.len(), ss.seq, ss.disk.failures)
 }
+
+// fetchRetryMax bounds the wait between failed page reads of a session.
+const fetchRetryMax = 30 * time.Second
 
 // fetch reads up to limit deliveries of the session after sequence number
 // after from the store and merges them into the head (mergeLocked). upTo
 // is the session's last sequence number when the read was decided: the
-// store had every tail delivery up to it. After a failed read it waits a
-// second before the next attempt, which the next pump starts.
-func (ss *session) fetch(after uint64, limit int, upTo uint64) {
+// store had every tail delivery up to it. After a failed read it waits
+// before the next attempt, which the next pump starts: a second, doubled
+// after each failure in a row up to fetchRetryMax. failures is the count
+// so far, read under the session's lock when the read was decided.
+func (ss *session) fetch(after uint64, limit int, upTo uint64, failures int) {
 	s := ss.srv
 	defer s.fetchWG.Done()
 	ds, err := s.queueReader.Deliveries(s.fetchCtx, ss.id, after, limit)
 	if err != nil && s.fetchCtx.Err() == nil {
-		s.log.Error("cannot read queued messages from the store; retrying in 1s", "client_id", ss.id, "err", err)
-		t := time.NewTimer(time.Second)
+		s.Stats.StoreReadErrors.Add(1)
+		wait := min(time.Second<<min(failures, 5), fetchRetryMax)
+		if failures == 0 {
+			s.log.Error("cannot read queued messages from the store; retrying with backoff", "client_id", ss.id, "err", err)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-s.fetchCtx.Done():
 		case <-t.C:
@@ -148,7 +158,13 @@ func (ss *session) fetch(after uint64, limit int, upTo uint64) {
 	if ss.ended || s.fetchCtx.Err() != nil {
 		return
 	}
-	if err == nil {
+	if err != nil {
+		ss.disk.failures++
+	} else {
+		if ss.disk.failures > 0 {
+			s.log.Info("reading queued messages from the store again", "client_id", ss.id, "failed_reads", ss.disk.failures)
+		}
+		ss.disk.failures = 0
 		ss.mergeLocked(ds, limit, upTo)
 	}
 	ss.pumpLocked(time.Now()) // sends the page; may start the next read

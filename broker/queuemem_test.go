@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -652,5 +653,66 @@ func TestQueueMemoryLostRecord(t *testing.T) {
 		synctest.Wait()
 		wantQueued(t, srv, 0, 0)
 		wantStat(t, "MessagesDropped", srv.Stats.MessagesDropped.Load(), 2)
+	})
+}
+
+// readFailStore is a memory store whose first page reads fail, recording
+// when each read was made.
+type readFailStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	fails int         // reads still to fail
+	times []time.Time // every read
+}
+
+func (s *readFailStore) Deliveries(ctx context.Context, cid string, after uint64, limit int) ([]*store.Delivery, error) {
+	s.mu.Lock()
+	s.times = append(s.times, time.Now())
+	fail := s.fails > 0
+	s.fails--
+	s.mu.Unlock()
+	if fail {
+		return nil, errors.New("disk on fire")
+	}
+	return s.Store.Deliveries(ctx, cid, after, limit)
+}
+
+// Failed page reads are retried after 1 s, 2 s, 4 s ... (doubling, up to
+// fetchRetryMax), counted in StoreReadErrors; once the store answers, the
+// client gets every message in order and nothing is lost.
+func TestQueueMemoryReadErrorsBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &readFailStore{Store: memory.NewDurable(), fails: 3}
+		srv := restored(t, st, Options{QueueMemory: 4, Logger: slog.New(slog.DiscardHandler)})
+		offlineSub(t, srv, "dev")
+		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		const n = 20
+		publishSeq(pub, 0, n, false)
+		wantQueued(t, srv, 4, n-4)
+
+		start := time.Now()
+		dev, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Props: packet.Properties{SessionExpiry: 300, ReceiveMaximum: 3}})
+		got := drain(t, dev, n, 3)
+		if !slices.Equal(got, seqPayloads(0, n)) {
+			t.Fatalf("received %v", got)
+		}
+		st.mu.Lock()
+		times := slices.Clone(st.times)
+		st.mu.Unlock()
+		if len(times) < 4 {
+			t.Fatalf("%d page reads, want at least 4", len(times))
+		}
+		// The first read starts as the head drains; the retries follow it
+		// after 1, 2 and 4 s.
+		for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+			if gap := times[i+1].Sub(times[i]); gap != want {
+				t.Errorf("retry %d came %v after the failed read, want %v", i+1, gap, want)
+			}
+		}
+		if d := times[3].Sub(start); d < 7*time.Second || d > 8*time.Second {
+			t.Errorf("the read that succeeded came %v after the reconnect, want 7-8 s", d)
+		}
+		wantStat(t, "StoreReadErrors", srv.Stats.StoreReadErrors.Load(), 3)
+		wantStat(t, "MessagesDropped", srv.Stats.MessagesDropped.Load(), 0)
 	})
 }

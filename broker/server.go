@@ -189,7 +189,9 @@ func (s *Server) forgetConn(c *conn) {
 // the Will Messages of connected clients whose will would be due before the
 // server could come back (delay 0, or the session would not survive), sends
 // MQTT 5 clients DISCONNECT 0x8B (Server shutting down), closes every
-// connection and waits for them to finish or for ctx to be done.
+// connection once its last packets are written (all connections share one
+// wait of at most a second, bounded by ctx's deadline, for clients that do
+// not read), and waits for them to finish or for ctx to be done.
 //
 // Without a durable store (no Store, or one whose Durable reports false,
 // like store/memory's New) a delayed Will could never fire after the
@@ -219,18 +221,36 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range mine {
 		s.connGone(c, shutdownCause)
 	}
+	// DISCONNECT 0x8B is queued to every connection first, then each is
+	// closed once its queue is written or the shared flush deadline passes.
 	for _, c := range conns {
-		c.endShutdown()
+		c.sendDisconnect(packet.ServerShuttingDown, "server shutting down")
+	}
+	deadline := time.Now().Add(min(closeFlushTimeout, s.opts.WriteTimeout))
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for _, c := range conns {
+		c.endShutdown(deadline)
 	}
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// Every socket is closed now, so the read loops end promptly;
+		// wait for them, so that no timer or store write follows the return.
 		for _, c := range conns {
 			c.closeConn()
 		}
-		s.stopFetches()
+		select {
+		case <-done:
+			s.stopFetches()
+			s.stopTimers()
+			s.stopParker()
+		case <-time.After(closeFlushTimeout):
+			// A connection is stuck (e.g. on the store); Close finishes.
+		}
 		return ctx.Err()
 	}
 	s.stopFetches()

@@ -26,6 +26,7 @@ type Stats struct {
 	ExpiredMessages  atomic.Int64 // of which: the Message Expiry Interval passed while queued
 	WillsPublished   atomic.Int64 // Will Messages published
 	SessionsExpired  atomic.Int64 // sessions ended by their expiry interval
+	StoreReadErrors  atomic.Int64 // failed reads of queued messages from the store (retried with backoff)
 
 	// Parked is a gauge: connections idle past Options.ParkAfter that hold
 	// no goroutine right now.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vigilmq/vigil/packet"
@@ -130,6 +132,67 @@ func TestTransportShutdown(t *testing.T) {
 		if c, err := net.DialTimeout("tcp", nl.Addr().String(), wait); err == nil {
 			c.Close()
 			t.Fatal("dial after Shutdown succeeded")
+		}
+	})
+}
+
+// Clients that stopped reading do not slow a Shutdown down one after
+// another: their DISCONNECTs are queued together and every connection
+// waits for its writer until one shared deadline (a second at most, or
+// ctx's deadline if sooner).
+func TestShutdownStuckReaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 5
+		// stuck starts a server with n subscribers that stop reading after
+		// their SUBACK, and a publish that blocks their writers.
+		stuck := func() *Server {
+			srv := New(Options{Logger: testLogger(t)})
+			t.Cleanup(func() { srv.Close() })
+			for i := range n {
+				pc, sc := net.Pipe()
+				t.Cleanup(func() { pc.Close() })
+				if !srv.ServeConn(sc, "pipe") {
+					t.Fatal("server closed")
+				}
+				r := packet.NewReader(pc)
+				for _, p := range []packet.Packet{
+					&packet.Connect{Version: packet.V5, ClientID: fmt.Sprint("stuck", i), CleanStart: true},
+					&packet.Subscribe{Version: packet.V5, PacketID: 1, Subscriptions: []packet.Subscription{{Filter: "x"}}},
+				} {
+					b, _ := p.Append(nil)
+					if _, err := pc.Write(b); err != nil {
+						t.Fatal(err)
+					}
+					if _, _, err := r.Next(); err != nil { // CONNACK, SUBACK
+						t.Fatal(err)
+					}
+				}
+			}
+			pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+			pub.publish("x", "hello", 0, false, 0)
+			synctest.Wait() // every stuck client's writer is blocked in Write
+			return srv
+		}
+
+		srv := stuck()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if d := time.Since(start); d != closeFlushTimeout {
+			t.Fatalf("Shutdown took %v with %d clients not reading, want %v (one shared flush wait)", d, n, closeFlushTimeout)
+		}
+
+		// A ctx shorter than the flush wait bounds it.
+		srv = stuck()
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel2()
+		start = time.Now()
+		srv.Shutdown(ctx2)
+		if d := time.Since(start); d != 300*time.Millisecond {
+			t.Fatalf("Shutdown took %v, want the 300ms ctx allowed", d)
 		}
 	})
 }

@@ -60,6 +60,7 @@ func NewCollector(srv *broker.Server) *Collector {
 	add("expired_messages_total", "Queued messages dropped because their Message Expiry Interval passed.", &st.ExpiredMessages)
 	add("wills_published_total", "Will Messages published.", &st.WillsPublished)
 	add("sessions_expired_total", "Sessions ended by their expiry interval.", &st.SessionsExpired)
+	add("store_read_errors_total", "Failed reads of queued messages from the store (retried with backoff).", &st.StoreReadErrors)
 	g := func(name, help string, get func(broker.Gauges) int) {
 		c.gauges = append(c.gauges, gauge{prometheus.NewDesc("vigil_"+name, help, nil, nil), get})
 	}

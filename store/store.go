@@ -186,17 +186,20 @@ type Message struct {
 	From    string            // the publisher's client id
 }
 
-// Delivery is a QoS 1 or 2 message on its way to a session: queued
-// (PacketID 0) or in flight.
+// Delivery is a message on its way to a session: queued (PacketID 0) or in
+// flight (QoS 1 or 2). Queued QoS 0 messages are stored too when the broker
+// queues them for offline sessions.
 type Delivery struct {
 	Seq      uint64 // order within the session
 	PacketID uint16 // 0 while queued
 	Released bool   // QoS 2: PUBREC received and PUBREL sent; Message may be nil
-	QoS      byte
-	Retain   bool
-	Dup      bool
-	SubIDs   []int
-	Message  *Message
+	// Message is the message; nil for a released QoS 2 delivery, and from
+	// QueueReader.Deliveries for a record that cannot be decoded.
+	QoS     byte
+	Retain  bool
+	Dup     bool
+	SubIDs  []int
+	Message *Message
 }
 
 // OpKind says what an Op does.

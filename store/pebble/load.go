@@ -259,9 +259,14 @@ func (s *Store) Deliveries(ctx context.Context, clientID string, after uint64, l
 	}
 	var ds []*store.Delivery
 	err = s.scan(ctx, bounds(prefixDelivery), func(k, v []byte) error {
-		d, err := decodeDelivery(binary.BigEndian.Uint64(k[len(k)-8:]), v)
+		seq := binary.BigEndian.Uint64(k[len(k)-8:])
+		d, err := decodeDelivery(seq, v)
 		if err != nil {
-			return err
+			// One damaged record must not wedge the session's queue: it
+			// comes back without its Message, which the broker counts as
+			// lost and deletes.
+			s.log.Error("store: skipping an undecodable queued message", "client_id", clientID, "seq", seq, "err", err)
+			d = &store.Delivery{Seq: seq}
 		}
 		if fs, ok := states[d.Seq]; ok {
 			d.PacketID, d.Released = fs.pid, fs.released

@@ -444,3 +444,34 @@ func TestGroupCommitsAtomically(t *testing.T) {
 		t.Fatalf("%d sessions, want 3", len(st.Sessions))
 	}
 }
+
+// A queued message whose record cannot be decoded comes back from
+// Deliveries without its Message, in its place, instead of failing every
+// page read of the session (the broker counts it lost and deletes it).
+func TestDeliveriesSkipsDamagedRecord(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	defer s.Close()
+	var ops []store.Op
+	for seq := uint64(1); seq <= 3; seq++ {
+		ops = append(ops, store.PutDelivery("c", &store.Delivery{Seq: seq, QoS: 1,
+			Message: &store.Message{Topic: "t", Payload: []byte{byte('0' + seq)}}}))
+	}
+	for _, op := range ops {
+		s.Append(op)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Set(appendSeqKey(nil, prefixDelivery, "c", 2), []byte{0xff, 0xff}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.Deliveries(ctx, "c", 0, 0)
+	if err != nil {
+		t.Fatalf("Deliveries: %v", err)
+	}
+	if len(ds) != 3 || ds[0].Message == nil || ds[1].Seq != 2 || ds[1].Message != nil || ds[2].Message == nil ||
+		string(ds[2].Message.Payload) != "3" {
+		t.Fatalf("got %d deliveries %+v, want seq 1 and 3 whole and seq 2 without its message", len(ds), ds)
+	}
+}
