@@ -193,12 +193,12 @@ type Delivery struct {
 	Seq      uint64 // order within the session
 	PacketID uint16 // 0 while queued
 	Released bool   // QoS 2: PUBREC received and PUBREL sent; Message may be nil
+	QoS      byte
+	Retain   bool
+	Dup      bool
+	SubIDs   []int
 	// Message is the message; nil for a released QoS 2 delivery, and from
 	// QueueReader.Deliveries for a record that cannot be decoded.
-	QoS     byte
-	Retain  bool
-	Dup     bool
-	SubIDs  []int
 	Message *Message
 }
 
