@@ -201,8 +201,20 @@ func (cn *conn) onAck(a *packet.Ack) error {
 	c.mu.Lock()
 	op := c.sess.inflight[a.PacketID]
 	switch {
-	case a.Kind == packet.PUBACK && op != nil && op.pkt.QoS == 1 && op.stage == stageSent,
-		a.Kind == packet.PUBCOMP && op != nil && op.pkt.QoS == 2 && op.stage == stageReleased:
+	case a.Kind == packet.PUBCOMP && op != nil && op.pkt.QoS == 2 && op.stage == stageReleased:
+		// The PUBREC ended the server's part of the delivery; PUBREL and
+		// PUBCOMP only release the packet identifier (section 4.3.3). A
+		// PUBCOMP with 0x92 (Packet Identifier not found) answers a PUBREL
+		// resent after a reconnect when the first one was processed and
+		// its PUBCOMP lost with the connection: the message was delivered.
+		del := c.finishPubLocked(op, nil)
+		c.mu.Unlock()
+		c.storeDelete(del)
+		if a.ReasonCode != packet.Success && cn.log.Enabled(context.Background(), slog.LevelDebug) {
+			cn.log.Debug("PUBCOMP with a reason code: the identifier was already released", "id", a.PacketID, "code", a.ReasonCode)
+		}
+		return nil
+	case a.Kind == packet.PUBACK && op != nil && op.pkt.QoS == 1 && op.stage == stageSent:
 		var err error
 		if v5 && a.ReasonCode.IsError() {
 			err = fmt.Errorf("client: publish to %q: %w", op.pkt.Topic, ackError(a))

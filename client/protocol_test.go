@@ -111,6 +111,49 @@ func TestQoS2ResumeInPubrelStage(t *testing.T) {
 	}
 }
 
+// TestQoS2PubcompNotFoundAfterResume: the server processed our PUBREL but
+// its PUBCOMP was lost with the connection; on resume it answers the
+// resent PUBREL with PUBCOMP 0x92 (Packet Identifier not found). The
+// message was delivered (its PUBREC said so; PUBREL/PUBCOMP only release
+// the identifier, section 4.3.3): Publish succeeds.
+func TestQoS2PubcompNotFoundAfterResume(t *testing.T) {
+	leakcheck.Check(t)
+	fb := newFakeBroker(t, nil)
+	c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "qos2-92", SessionExpiry: 60,
+		MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond})
+	ctx := ctxT(t, 10*time.Second)
+	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Publish(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("y")}) }()
+	fb.mu.Lock()
+	fc1 := fb.all[0]
+	fb.mu.Unlock()
+	p := mustType[*packet.Publish](t, fc1.next(t, 5*time.Second))
+	fc1.send(t, &packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
+	if rel := mustType[*packet.Ack](t, fc1.next(t, 5*time.Second)); rel.Kind != packet.PUBREL {
+		t.Fatalf("got %s", rel.Kind)
+	}
+	fc1.nc.Close() // the PUBREL was processed; its PUBCOMP is lost
+
+	fc2 := fb.accept(t, 5*time.Second)
+	fc2.connack(t, &packet.Connack{SessionPresent: true})
+	rel2 := mustType[*packet.Ack](t, fc2.next(t, 5*time.Second))
+	if rel2.Kind != packet.PUBREL || rel2.PacketID != p.PacketID {
+		t.Fatalf("resume: got %s %d, want PUBREL %d", rel2.Kind, rel2.PacketID, p.PacketID)
+	}
+	fc2.send(t, &packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID,
+		ReasonCode: packet.PacketIdentifierNotFound})
+	if err := recv(t, done, 5*time.Second, "Publish"); err != nil {
+		t.Fatalf("Publish: %v, want success: the message was delivered", err)
+	}
+	if n := c.Queued(); n != 0 {
+		t.Fatalf("Queued() = %d after the PUBCOMP", n)
+	}
+}
+
 // TestInboundQoS2ExactlyOnce: a duplicate QoS 2 PUBLISH before its PUBREL
 // is acknowledged but not delivered twice.
 func TestInboundQoS2ExactlyOnce(t *testing.T) {
