@@ -641,7 +641,9 @@ func (c *Client) storeDelete(op *pubOp) {
 // Subscribe subscribes to topic filters and registers their handlers. It
 // returns the SUBACK when it arrives. When some filters are refused, the
 // error is a *ReasonError for the first refused one; the others stay
-// subscribed. Granted subscriptions are remembered and restored on every
+// subscribed, and a refused filter keeps the handler it had before, if
+// any. If ctx ends before the SUBSCRIBE is sent, every filter keeps the
+// handler it had. Granted subscriptions are remembered and restored on every
 // reconnect where the server has lost the session. While offline the
 // SUBSCRIBE waits for the next connection.
 func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) (*packet.Suback, error) {
@@ -665,10 +667,10 @@ func (c *Client) SubscribeProps(ctx context.Context, props packet.Properties, su
 		pkt.Subscriptions = append(pkt.Subscriptions, s.Subscription)
 	}
 	pkt = pkt.Clone()
-	op := &ctrlOp{sub: pkt, subs: slices.Clone(subs), done: make(chan struct{})}
-	for _, s := range subs {
+	op := &ctrlOp{sub: pkt, undo: make([]routeUndo, len(subs)), done: make(chan struct{})}
+	for i, s := range subs {
 		if s.Handler != nil {
-			c.router.add(s.Filter, s.Handler)
+			op.undo[i] = c.router.add(s.Filter, s.Handler)
 		}
 	}
 	if err := c.runCtrl(ctx, op); err != nil {
@@ -735,11 +737,12 @@ func (c *Client) runCtrl(ctx context.Context, op *ctrlOp) error {
 	return fmt.Errorf("client: %s: %w", what, ErrClosed)
 }
 
-// dropHandlers unregisters the handlers of a Subscribe that did not happen.
+// dropHandlers reverts the handler registrations of a Subscribe that did
+// not happen: a filter gets back the handler it had before, if any. The
+// registrations are undone newest first, so that a filter given twice
+// ends with the handler it had before the call.
 func (c *Client) dropHandlers(op *ctrlOp) {
-	for _, s := range op.subs {
-		if s.Handler != nil {
-			c.router.remove(s.Filter)
-		}
+	for i := len(op.undo) - 1; i >= 0; i-- {
+		c.router.undo(op.undo[i])
 	}
 }

@@ -299,8 +299,9 @@ func (cn *conn) onSuback(sa *packet.Suback) error {
 				firstErr = fmt.Errorf("client: subscribe to %q: %w", s.Filter,
 					&ReasonError{Packet: packet.SUBACK, Code: rc, Reason: out.Props.ReasonString})
 			}
-			if !op.restore {
-				c.router.remove(s.Filter)
+			if !op.restore && i < len(op.undo) {
+				// The filter keeps the handler it had before, if any.
+				c.router.undo(op.undo[i])
 			}
 			continue
 		}

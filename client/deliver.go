@@ -15,26 +15,61 @@ import (
 type router struct {
 	mu     sync.RWMutex
 	routes []route // guarded by mu
+	nextID uint64  // guarded by mu
 	def    Handler // immutable
 }
 
 type route struct {
 	filter string
 	h      Handler
+	id     uint64 // identifies the registration, for undo
+}
+
+// routeUndo reverts one add: it puts back the handler the filter had
+// before (or removes the filter when it had none), unless the filter was
+// registered again since.
+type routeUndo struct {
+	filter string // "" for a subscription without a handler: nothing to undo
+	id     uint64 // the registration made by add
+	prev   route  // the registration it replaced; prev.id == 0: none
 }
 
 // add registers h for filter, replacing an earlier handler of the same
-// filter.
-func (r *router) add(filter string, h Handler) {
+// filter, and returns how to revert that.
+func (r *router) add(filter string, h Handler) routeUndo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextID++
+	u := routeUndo{filter: filter, id: r.nextID}
+	for i := range r.routes {
+		if r.routes[i].filter == filter {
+			u.prev = r.routes[i]
+			r.routes[i].h, r.routes[i].id = h, u.id
+			return u
+		}
+	}
+	r.routes = append(r.routes, route{filter, h, u.id})
+	return u
+}
+
+// undo reverts an add whose subscription did not happen.
+func (r *router) undo(u routeUndo) {
+	if u.filter == "" {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range r.routes {
-		if r.routes[i].filter == filter {
-			r.routes[i].h = h
-			return
+		if r.routes[i].filter != u.filter || r.routes[i].id != u.id {
+			continue
 		}
+		if u.prev.id != 0 {
+			r.routes[i] = u.prev
+		} else {
+			r.routes = slices.Delete(r.routes, i, i+1)
+		}
+		return
 	}
-	r.routes = append(r.routes, route{filter, h})
 }
 
 func (r *router) remove(filter string) {

@@ -116,3 +116,88 @@ func TestOfflineQueueBounded(t *testing.T) {
 		t.Fatalf("Queued() = %d, want 3", n)
 	}
 }
+
+// TestSubscribeNotSentKeepsHandler (fake clock): Subscribe(F, h2) whose
+// context ends while the client is offline (the SUBSCRIBE never left)
+// leaves F with its previous handler h1: a message on F still reaches h1,
+// not the default handler. The same holds when the server refuses the new
+// subscription: F keeps h1.
+func TestSubscribeNotSentKeepsHandler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pn := newPipeNet()
+		var mu sync.Mutex
+		var log []string
+		handler := func(name string) client.Handler {
+			return func(m *packet.Publish) {
+				mu.Lock()
+				log = append(log, name+":"+m.Topic)
+				mu.Unlock()
+			}
+		}
+		seen := func() string {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			s := fmt.Sprint(log)
+			log = nil
+			return s
+		}
+		ev := newEvents()
+		cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "keep-handler", KeepAlive: -1, SessionExpiry: 60,
+			MinRetryInterval: time.Second, MaxRetryInterval: time.Second, DefaultHandler: handler("D")}
+		ev.install(&cfg)
+		c := newPipeClient(t, pn, cfg)
+		ctx := context.Background()
+		connected := make(chan error, 1)
+		go func() { connected <- c.Connect(ctx) }()
+		fc := pn.accept(t)
+		fc.connack(t, &packet.Connack{})
+		if err := <-connected; err != nil {
+			t.Fatal(err)
+		}
+		in := fc.packets()
+		done := make(chan error, 1)
+		go func() { _, err := c.Subscribe(ctx, client.Sub("f/+", 1, handler("H1"))); done <- err }()
+		s := mustType[*packet.Subscribe](t, recv(t, in, time.Second, "SUBSCRIBE").p)
+		fc.send(t, &packet.Suback{Version: packet.V5, PacketID: s.PacketID, ReasonCodes: []packet.ReasonCode{packet.GrantedQoS1}})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+
+		// Offline: the new SUBSCRIBE waits, and its context ends.
+		pn.refuseNext(-1)
+		fc.nc.Close()
+		recv(t, ev.lost, time.Second, "OnConnectionLost")
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.Subscribe(sctx, client.Sub("f/+", 1, handler("H2")))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Subscribe while offline: %v, want the context's deadline", err)
+		}
+
+		// Back with the session: no SUBSCRIBE is sent, F still has h1.
+		pn.refuseNext(0)
+		fc = pn.accept(t)
+		fc.connack(t, &packet.Connack{SessionPresent: true})
+		in = fc.packets()
+		fc.send(t, &packet.Publish{Version: packet.V5, Topic: "f/1"})
+		if got, want := seen(), "[H1:f/1]"; got != want {
+			t.Fatalf("after a Subscribe that was not sent: handled %s, want %s", got, want)
+		}
+		if got := drain(in); len(got) != 0 {
+			t.Fatalf("%s sent for a cancelled Subscribe", got[0].p.Type())
+		}
+
+		// A refused re-subscription keeps h1 too.
+		go func() { _, err := c.Subscribe(ctx, client.Sub("f/+", 2, handler("H3"))); done <- err }()
+		s = mustType[*packet.Subscribe](t, recv(t, in, time.Second, "SUBSCRIBE").p)
+		fc.send(t, &packet.Suback{Version: packet.V5, PacketID: s.PacketID, ReasonCodes: []packet.ReasonCode{packet.NotAuthorized}})
+		if err := <-done; err == nil {
+			t.Fatal("refused Subscribe returned nil")
+		}
+		fc.send(t, &packet.Publish{Version: packet.V5, Topic: "f/2"})
+		if got, want := seen(), "[H1:f/2]"; got != want {
+			t.Fatalf("after a refused Subscribe: handled %s, want %s", got, want)
+		}
+	})
+}

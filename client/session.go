@@ -39,7 +39,7 @@ type pubOp struct {
 type ctrlOp struct {
 	sub     *packet.Subscribe   // one of sub and unsub is set
 	unsub   *packet.Unsubscribe // Version is set when encoded
-	subs    []Subscription      // handlers of a Subscribe
+	undo    []routeUndo         // a Subscribe's handler registrations, one per filter
 	restore bool                // sent by the client to restore a lost session
 	seq     uint64              // order of requests
 
