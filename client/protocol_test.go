@@ -154,6 +154,86 @@ func TestQoS2PubcompNotFoundAfterResume(t *testing.T) {
 	}
 }
 
+// TestFileStoreQoS2ResumeAfterRestart: a QoS 2 exchange at the PUBREL
+// stage survives a process restart with a FileStore: the new client (same
+// store) connects with Clean Start 0, resends the PUBREL with the same
+// packet identifier before anything else, completes on the PUBCOMP, and
+// the store ends empty.
+func TestFileStoreQoS2ResumeAfterRestart(t *testing.T) {
+	leakcheck.Check(t)
+	fb := newFakeBroker(t, nil)
+	dir := t.TempDir()
+	ctx := ctxT(t, 10*time.Second)
+	cfg := func() client.Config {
+		store, err := client.NewFileStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.Config{Servers: []string{fb.addr}, ClientID: "device-q2", SessionExpiry: 60, Store: store,
+			MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond}
+	}
+
+	// "Process 1": PUBLISH, PUBREC, PUBREL, then it dies.
+	c1 := newClient(t, cfg())
+	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+	if err := c1.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.PublishAsync(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("z")}); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	fc1 := fb.all[0]
+	fb.mu.Unlock()
+	p := mustType[*packet.Publish](t, fc1.next(t, 5*time.Second))
+	fc1.send(t, &packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
+	if rel := mustType[*packet.Ack](t, fc1.next(t, 5*time.Second)); rel.Kind != packet.PUBREL || rel.PacketID != p.PacketID {
+		t.Fatalf("got %s %d", rel.Kind, rel.PacketID)
+	}
+	// The PUBREL stage is on disk before the PUBREL is sent.
+	if err := c1.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fc1.nc.Close()
+
+	// "Process 2": a new client over the same store.
+	c2 := newClient(t, cfg())
+	if n := c2.Queued(); n != 1 {
+		t.Fatalf("loaded %d messages, want 1", n)
+	}
+	connected := make(chan error, 1)
+	go func() { connected <- c2.Connect(ctx) }()
+	fc2 := fb.accept(t, 5*time.Second)
+	if fc2.connect.CleanStart {
+		t.Fatal("CONNECT after a restart asked for a clean start: the QoS 2 exchange cannot resume")
+	}
+	fc2.connack(t, &packet.Connack{SessionPresent: true})
+	if err := recv(t, connected, 5*time.Second, "Connect"); err != nil {
+		t.Fatal(err)
+	}
+	rel := mustType[*packet.Ack](t, fc2.next(t, 5*time.Second))
+	if rel.Kind != packet.PUBREL || rel.PacketID != p.PacketID {
+		t.Fatalf("first packet after the restart: %s %d, want PUBREL %d", rel.Kind, rel.PacketID, p.PacketID)
+	}
+	fc2.send(t, &packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID})
+	// Disconnect waits for the queue to drain (here: the PUBCOMP).
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c2.Disconnect(dctx, packet.NormalDisconnection); err != nil {
+		t.Fatal(err)
+	}
+	if n := c2.Queued(); n != 0 {
+		t.Fatalf("Queued() = %d after the PUBCOMP", n)
+	}
+	store, err := client.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs, err := store.Load(); err != nil || len(recs) != 0 {
+		t.Fatalf("%d records left after the PUBCOMP (%v)", len(recs), err)
+	}
+}
+
 // TestInboundQoS2ExactlyOnce: a duplicate QoS 2 PUBLISH before its PUBREL
 // is acknowledged but not delivered twice.
 func TestInboundQoS2ExactlyOnce(t *testing.T) {
