@@ -13,8 +13,9 @@
 // (dial, CONNECT, reconnect with backoff), a reader and a writer for the
 // current connection, one goroutine that calls message handlers in order,
 // and one that calls the event callbacks in order. The reader never runs
-// user code, so acknowledgements and keep alive do not wait for handlers.
-// After Disconnect returns, none of them is left.
+// user code, so keep alive and the acknowledgements of the client's own
+// publishes do not wait for handlers. After Disconnect returns, none of
+// them is left.
 //
 // See docs/client.md for a guide.
 package client
@@ -34,12 +35,25 @@ import (
 
 // Handler receives a message. The *packet.Publish is the handler's own
 // (it does not alias any buffer) and may be kept. Handlers run one at a
-// time on the client's delivery goroutine, in the order messages arrived;
-// a slow handler delays the next messages, never the connection's
-// acknowledgements or keep alive. A handler may call the client, but when
-// the message buffer is full the client reads nothing from the server, so
-// a handler that waits for the server (Publish with QoS > 0, Subscribe)
-// should pass a context with a deadline, or use PublishAsync.
+// time on the client's delivery goroutine, in the order messages arrived.
+//
+// A QoS 1 or 2 message is acknowledged to the server (PUBACK, PUBREC) when
+// the delivery goroutine takes it from the buffer, just before its
+// handlers run. A message still in the buffer is not acknowledged, so a
+// process that dies loses none the server holds as delivered: a server
+// that keeps the session sends it again. A slow handler delays the next
+// messages and their acknowledgements, never keep alive or the
+// acknowledgements of the client's own publishes.
+//
+// A handler may call the client, even Publish with QoS 1 or 2, which waits
+// for the server's acknowledgement: a 5.0 server sends no more
+// unacknowledged messages than our Receive Maximum, for which the buffer
+// always has room (see Config.MessageBuffer), so the client goes on
+// reading. Two cases can still stall it until the handler returns: a
+// buffer full of QoS 0 messages (unless Config.DropQoS0WhenFull), and a
+// 3.x server that sends more QoS 1 and 2 messages than the buffer holds.
+// A handler that waits for the server should pass a context with a
+// deadline, or use PublishAsync.
 type Handler func(msg *packet.Publish)
 
 // Subscription is a topic filter with its options and the handler for the
@@ -108,8 +122,8 @@ type Client struct {
 	s       *settings
 	log     *slog.Logger
 	router  router
-	inbox   chan *packet.Publish // received messages waiting for handlers
-	storeMu sync.Mutex           // serializes stored publishes, so Store order is queue order
+	inbox   *inbox     // received messages waiting for handlers
+	storeMu sync.Mutex // serializes stored publishes, so Store order is queue order
 
 	mu sync.Mutex
 	// guarded by mu
@@ -127,16 +141,29 @@ type Client struct {
 	abort      bool // Abort: close without DISCONNECT
 	lastDisc   Disconnection
 	changed    chan struct{} // closed and replaced when state or queue changes
-	events     []func()
+	events     []event       // event callbacks waiting, at most maxEvents
 	eventKick  chan struct{}
+	eventsFull bool // events were dropped since the queue was last empty
 	// The goroutines of the current (or last) run; each channel is closed
 	// when its goroutine has returned.
 	runDone     chan struct{} // manager
 	deliverDone chan struct{} // handlers
 	eventDone   chan struct{} // event callbacks
+	// hurry: Disconnect's or Abort's context ended; the handlers' and
+	// events' goroutines drop what is still queued.
+	hurry     bool
+	inHandler bool // the handlers' goroutine is running a handler
+	inEvent   bool // the events' goroutine is running a callback
+	// counters for Stats
+	droppedEvents uint64
+	droppedAtStop uint64
 
-	inHandler atomic.Int32 // a handler is running (Disconnect must not wait for itself)
-	inEvent   atomic.Int32 // an event callback may be running
+	// the goroutine ids of the handlers' and events' goroutines (see goid)
+	deliverG atomic.Uint64
+	eventG   atomic.Uint64
+	// owned by the current connection's reader
+	droppedQoS0 atomic.Uint64
+	bufferFull  atomic.Bool // a message found no room (logged once per episode)
 }
 
 // New returns a client for cfg. It does not connect: call Connect. With a
@@ -150,7 +177,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		s:         s,
 		log:       s.Logger,
-		inbox:     make(chan *packet.Publish, s.msgBuffer),
+		inbox:     newInbox(s.msgBuffer, max(s.msgBuffer, int(s.recvMax))),
 		sess:      newSession(),
 		clientID:  s.ClientID,
 		stopCh:    make(chan struct{}),
@@ -276,6 +303,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.stopErr = nil
 	c.stopReason = packet.NormalDisconnection
 	c.abort = false
+	c.hurry = false
 	c.setStateLocked(StateConnecting)
 	c.deliverDone = make(chan struct{})
 	c.eventDone = make(chan struct{})
@@ -342,52 +370,60 @@ func (c *Client) stop(err error) {
 // ctx) for queued messages to be acknowledged, then sends DISCONNECT with
 // reason (NormalDisconnection, or DisconnectWithWill to have the server
 // publish the Will), closes the connection, and waits for the client's
-// goroutines to end. Messages still queued stay queued for a later
-// Connect. It returns ctx's error if ctx ends first; the client still
-// stops.
+// goroutines to end: when it returns, the client is stopped and none of
+// its goroutines is left. Messages still queued stay queued for a later
+// Connect.
+//
+// If ctx ends first (or has already ended), Disconnect skips what is left
+// of the graceful part: it closes the connection at once, without
+// DISCONNECT (so the server publishes the Will), drops the received
+// messages and event callbacks still waiting (the messages were not
+// acknowledged: a server that keeps the session sends them again), and
+// returns ctx's error once the goroutines have ended. They end promptly,
+// with one exception: a handler or event callback running at that moment
+// is user code, which Disconnect cannot interrupt; then it returns at once
+// with an error that says so, and that goroutine ends when the code
+// returns. (A handler blocked in a call on this client is released: the
+// call returns ErrClosed.)
 func (c *Client) Disconnect(ctx context.Context, reason packet.ReasonCode) error {
 	var drainErr error
-	for {
+	for ctx.Err() == nil {
 		c.mu.Lock()
 		if !c.running {
 			c.mu.Unlock()
-			return nil
+			break
 		}
 		if c.state != StateConnected || c.sess.pending == 0 {
 			c.mu.Unlock()
 			break
 		}
 		ch := c.changed
-		n := c.sess.pending
 		c.mu.Unlock()
 		select {
 		case <-ch:
-			continue
 		case <-ctx.Done():
-			drainErr = fmt.Errorf("client: disconnect: %d messages still queued: %w", n, ctx.Err())
 		}
-		break
 	}
 	c.mu.Lock()
 	if !c.running {
+		// Not started, or stopped by itself: its handlers' and events'
+		// goroutines may still be finishing.
 		c.mu.Unlock()
-		return drainErr
+		if err := c.waitLoops(ctx); err != nil {
+			return fmt.Errorf("client: disconnect: %w", err)
+		}
+		return nil
+	}
+	if n := c.sess.pending; n > 0 && ctx.Err() != nil && c.state == StateConnected {
+		drainErr = fmt.Errorf("client: disconnect: %d messages still queued: %w", n, ctx.Err())
 	}
 	if c.stopErr == nil {
 		c.stopErr = ErrClosed
 	}
 	c.stopReason = reason
-	cancel, done := c.runCancel, c.runDone
 	c.mu.Unlock()
-	cancel()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		c.forceClose()
-		return fmt.Errorf("client: disconnect: %w", ctx.Err())
-	}
-	if err := c.waitRun(ctx); err != nil {
-		return fmt.Errorf("client: disconnect: waiting for handlers: %w", err)
+	if err := c.shutdown(ctx, "disconnect"); err != nil {
+		return err
 	}
 	return drainErr
 }
@@ -398,43 +434,102 @@ func (c *Client) Disconnect(ctx context.Context, reason packet.ReasonCode) error
 // lost connection: it publishes the Will (after its Will Delay Interval,
 // unless the session is resumed first) and keeps the session for its
 // Session Expiry Interval. Queued and in-flight messages stay queued for a
-// later Connect. "vigil conn" uses it on Ctrl+C. Abort waits for the
-// client's goroutines to end, within ctx.
+// later Connect. "vigil conn" uses it on Ctrl+C. Like Disconnect, it
+// returns when none of the client's goroutines is left; if ctx ends first,
+// the received messages and events still waiting are dropped.
 func (c *Client) Abort(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.running {
 		c.mu.Unlock()
+		if err := c.waitLoops(ctx); err != nil {
+			return fmt.Errorf("client: abort: %w", err)
+		}
 		return nil
 	}
 	if c.stopErr == nil {
 		c.stopErr = ErrClosed
 	}
 	c.abort = true
+	c.mu.Unlock()
+	return c.shutdown(ctx, "abort")
+}
+
+// shutdown stops the running client and waits for its goroutines: the
+// manager (with the connection's reader and writer) always, and promptly
+// once the connection is closed; the handlers' and events' goroutines
+// unless ctx ends while they run user code (see Disconnect).
+func (c *Client) shutdown(ctx context.Context, what string) error {
+	c.mu.Lock()
 	cancel, done := c.runCancel, c.runDone
 	c.mu.Unlock()
+	var ctxErr error
+	if ctx.Err() != nil {
+		c.forceClose() // no time for a graceful close
+	}
 	cancel()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// No time left for a graceful close: close at once. The manager
+		// then ends promptly.
 		c.forceClose()
-		return fmt.Errorf("client: abort: %w", ctx.Err())
+		<-done
 	}
-	if err := c.waitRun(ctx); err != nil {
-		return fmt.Errorf("client: abort: waiting for handlers: %w", err)
+	if ctx.Err() != nil {
+		ctxErr = fmt.Errorf("client: %s: %w", what, ctx.Err())
 	}
-	return nil
+	if err := c.waitLoops(ctx); err != nil {
+		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	return ctxErr
 }
 
-// waitRun waits for the goroutines of the last run to return, except the
-// one that is running the caller (a handler or event callback calling
-// Disconnect or Connect).
+// waitLoops waits for the handlers' and events' goroutines of the last
+// run to return, except the one running the caller (a handler or event
+// callback calling Disconnect or Abort). If ctx ends first, they drop what
+// is still queued (hurry) and are waited for unless one is running user
+// code.
+func (c *Client) waitLoops(ctx context.Context) error {
+	me := goid()
+	c.mu.Lock()
+	deliverDone, eventDone := c.deliverDone, c.eventDone
+	c.mu.Unlock()
+	wait := func(done <-chan struct{}, g uint64, busy *bool, what string) error {
+		if done == nil || g == me {
+			return nil
+		}
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		c.hurry = true
+		running := *busy
+		c.mu.Unlock()
+		if running {
+			return fmt.Errorf("%w; a %s is still running: its goroutine ends when it returns", ctx.Err(), what)
+		}
+		<-done // it drops what is left and returns
+		return nil
+	}
+	if err := wait(deliverDone, c.deliverG.Load(), &c.inHandler, "message handler"); err != nil {
+		return err
+	}
+	return wait(eventDone, c.eventG.Load(), &c.inEvent, "event callback")
+}
+
+// waitRun waits, within ctx, for the goroutines of the last run to
+// return, except the one running the caller (a handler or event callback
+// calling Connect).
 func (c *Client) waitRun(ctx context.Context) error {
+	me := goid()
 	c.mu.Lock()
 	chans := []chan struct{}{c.runDone}
-	if c.inHandler.Load() == 0 {
+	if c.deliverG.Load() != me {
 		chans = append(chans, c.deliverDone)
 	}
-	if c.inEvent.Load() == 0 {
+	if c.eventG.Load() != me {
 		chans = append(chans, c.eventDone)
 	}
 	c.mu.Unlock()
@@ -451,13 +546,46 @@ func (c *Client) waitRun(ctx context.Context) error {
 	return nil
 }
 
-// forceClose closes the current network connection at once.
+// forceClose closes the current network connection at once, without
+// DISCONNECT. A connection being set up now is closed the same way
+// (abort).
 func (c *Client) forceClose() {
 	c.mu.Lock()
+	c.abort = true
 	cn := c.conn
 	c.mu.Unlock()
 	if cn != nil {
 		cn.fail(ErrClosed, packet.NormalDisconnection)
+	}
+}
+
+// Stats are counters of what the client dropped or holds.
+type Stats struct {
+	// Buffered is the number of received messages waiting for their
+	// handlers now.
+	Buffered int
+	// DroppedQoS0 counts QoS 0 messages dropped because the message
+	// buffer was full (Config.DropQoS0WhenFull).
+	DroppedQoS0 uint64
+	// DroppedAtStop counts received messages and event callbacks dropped
+	// because Disconnect's or Abort's context ended before they were
+	// handed over.
+	DroppedAtStop uint64
+	// DroppedEvents counts event callbacks dropped because 64 were
+	// already waiting behind a slow or blocked callback (the oldest
+	// OnReconnecting or OnConnectFailed goes first).
+	DroppedEvents uint64
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{
+		Buffered:      c.inbox.len(),
+		DroppedQoS0:   c.droppedQoS0.Load(),
+		DroppedAtStop: c.droppedAtStop,
+		DroppedEvents: c.droppedEvents,
 	}
 }
 

@@ -136,10 +136,34 @@ type Config struct {
 	// acknowledged, so that they survive a process restart (see FileStore).
 	// nil keeps them in memory only.
 	Store Store
-	// MessageBuffer is the number of received messages waiting for their
-	// handlers. When it is full the client stops reading from the
-	// connection (TCP backpressure) until a handler returns. 0 means 1024.
+	// MessageBuffer bounds the received messages waiting for their
+	// handlers: at most MessageBuffer QoS 0 messages, and at most
+	// max(MessageBuffer, ReceiveMaximum) QoS 1 and 2 messages, in one
+	// queue (handlers see messages in arrival order). 0 means 1024.
+	//
+	// A QoS 1 or 2 message is acknowledged (PUBACK, PUBREC) when the
+	// handlers' goroutine takes it from the buffer, not when it arrives:
+	// a message the server holds as delivered is one a handler got, and a
+	// crash loses none (a server that keeps the session sends the
+	// unacknowledged ones again). So a 5.0 server, which sends no more
+	// unacknowledged messages than our Receive Maximum, never fills the
+	// QoS 1 and 2 places, and the client keeps reading (PUBACKs of its own
+	// publishes, PINGRESP) while handlers run, even when they publish and
+	// wait for the acknowledgement. A 3.x server has no Receive Maximum:
+	// only its own in-flight window bounds what it sends.
+	//
+	// When a message finds no room, the client stops reading from the
+	// connection (TCP backpressure) until a handler returns; with the
+	// default, a flood of QoS 0 messages larger than the buffer, behind a
+	// handler that waits for the server, stalls until that handler gives
+	// up (see Handler). DropQoS0WhenFull drops those QoS 0 messages
+	// instead.
 	MessageBuffer int
+	// DropQoS0WhenFull drops a received QoS 0 message when MessageBuffer
+	// QoS 0 messages are already waiting, instead of pausing the reading
+	// from the connection. Drops are counted (Stats.DroppedQoS0) and
+	// logged once per episode. QoS 1 and 2 messages are never dropped.
+	DropQoS0WhenFull bool
 	// DefaultHandler receives messages that match no subscription's
 	// handler. Messages without any handler are acknowledged and dropped.
 	DefaultHandler Handler

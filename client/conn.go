@@ -322,7 +322,8 @@ func (c *Client) attach(cn *conn) {
 		// the server are sent again as new messages; a QoS 2 message in
 		// the PUBREL stage was received by the server, so it is complete.
 		sess.resend = nil
-		sess.inQoS2 = make(map[uint16]struct{})
+		sess.inQoS1 = make(map[uint16]*inbound)
+		sess.inQoS2 = make(map[uint16]*inbound)
 		var requeue []*pubOp
 		for id, op := range sess.inflight {
 			delete(sess.inflight, id)

@@ -1,11 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/vigilmq/vigil/packet"
@@ -99,22 +102,84 @@ func (r *router) match(topic string, buf []Handler) []Handler {
 // client stops.
 func (c *Client) deliverLoop(runDone <-chan struct{}, exited chan<- struct{}) {
 	defer close(exited)
+	c.deliverG.Store(goid())
 	var hs []Handler
 	for {
-		select {
-		case m := <-c.inbox:
-			hs = c.dispatch(m, hs[:0])
-		case <-runDone:
-			for {
-				select {
-				case m := <-c.inbox:
-					hs = c.dispatch(m, hs[:0])
-				default:
-					return
-				}
+		m := c.inbox.take()
+		if m == nil {
+			select {
+			case <-c.inbox.more:
+				continue
+			case <-runDone:
+			}
+			// The readers have ended: what is in the buffer now is all.
+			if m = c.inbox.take(); m == nil {
+				return
 			}
 		}
+		if c.handOver(m) {
+			hs = c.dispatch(m, hs[:0])
+			c.mu.Lock()
+			c.inHandler = false
+			c.mu.Unlock()
+		}
 	}
+}
+
+// handOver acknowledges m, just taken from the buffer, and marks a handler
+// as running. It reports false, with nothing acknowledged, when m is to be
+// dropped: Disconnect's context ended (see hurry).
+//
+// A QoS 1 message is acknowledged with PUBACK, a QoS 2 one with PUBREC, on
+// the connection the last copy of the PUBLISH came on, if it is still up;
+// if not, the server sends the message again on the next connection (when
+// it kept the session), where a copy of a QoS 2 message is acknowledged
+// without being delivered again. A message in the buffer is not yet
+// acknowledged: a crash loses none that the server holds as delivered.
+func (c *Client) handOver(m *packet.Publish) bool {
+	c.mu.Lock()
+	var in *inbound
+	switch m.QoS {
+	case 1:
+		if x := c.sess.inQoS1[m.PacketID]; x != nil && x.msg == m {
+			in = x
+			delete(c.sess.inQoS1, m.PacketID)
+		}
+	case 2:
+		if x := c.sess.inQoS2[m.PacketID]; x != nil && x.msg == m {
+			in = x
+		}
+	}
+	if c.hurry {
+		// Forget it, unacknowledged: a resend will be a new message.
+		if in != nil && m.QoS == 2 {
+			delete(c.sess.inQoS2, m.PacketID)
+		}
+		c.droppedAtStop++
+		c.mu.Unlock()
+		return false
+	}
+	c.inHandler = true
+	var to *conn
+	if in != nil {
+		to, in.msg, in.cn = in.cn, nil, nil
+		select {
+		case <-to.dead:
+			to = nil
+		default:
+			kind := packet.PUBACK
+			if m.QoS == 2 {
+				kind = packet.PUBREC
+			}
+			a := packet.Ack{Kind: kind, Version: to.version, PacketID: m.PacketID}
+			to.urgent, _ = a.Append(to.urgent)
+		}
+	}
+	c.mu.Unlock()
+	if to != nil {
+		to.kickWriter()
+	}
+	return true
 }
 
 func (c *Client) dispatch(m *packet.Publish, hs []Handler) []Handler {
@@ -125,11 +190,9 @@ func (c *Client) dispatch(m *packet.Publish, hs []Handler) []Handler {
 		}
 		return hs
 	}
-	c.inHandler.Add(1)
 	for _, h := range hs {
 		c.call("message handler", func() { h(m) })
 	}
-	c.inHandler.Add(-1)
 	return hs
 }
 
@@ -144,9 +207,39 @@ func (c *Client) call(what string, f func()) {
 	f()
 }
 
+// maxEvents bounds the event callbacks waiting behind a slow one. Beyond
+// it the oldest OnReconnecting or OnConnectFailed event is dropped (the
+// next one says as much), or else the oldest event: a callback that
+// blocks for good does not make the queue grow for as long as the client
+// retries.
+const maxEvents = 64
+
+// eventKind tells the repeatable retry events from the others.
+type eventKind uint8
+
+const (
+	eventOther eventKind = iota
+	eventRetry           // OnReconnecting, OnConnectFailed
+)
+
+type event struct {
+	kind eventKind
+	f    func()
+}
+
 // emitLocked queues an event callback for the event goroutine.
-func (c *Client) emitLocked(f func()) {
-	c.events = append(c.events, f)
+func (c *Client) emitLocked(kind eventKind, f func()) {
+	if len(c.events) >= maxEvents {
+		i := slices.IndexFunc(c.events, func(e event) bool { return e.kind == eventRetry })
+		c.events = slices.Delete(c.events, max(i, 0), max(i, 0)+1)
+		c.droppedEvents++
+		if !c.eventsFull {
+			c.eventsFull = true
+			c.log.Warn("event callbacks: a callback is slow or blocked; dropping the oldest waiting events",
+				"waiting", maxEvents)
+		}
+	}
+	c.events = append(c.events, event{kind, f})
 	select {
 	case c.eventKick <- struct{}{}:
 	default:
@@ -157,34 +250,58 @@ func (c *Client) emitLocked(f func()) {
 // stops and the queue is empty.
 func (c *Client) eventLoop(runDone <-chan struct{}, exited chan<- struct{}) {
 	defer close(exited)
+	c.eventG.Store(goid())
+	stopping := false
 	for {
 		c.mu.Lock()
-		evs := c.events
-		c.events = nil
-		c.mu.Unlock()
-		for _, f := range evs {
-			c.callEvent(f)
-		}
-		if len(evs) > 0 {
+		if len(c.events) == 0 {
+			c.eventsFull = false
+			c.mu.Unlock()
+			if stopping {
+				return
+			}
+			select {
+			case <-c.eventKick:
+			case <-runDone:
+				stopping = true // run what is queued, then return
+			}
 			continue
 		}
-		select {
-		case <-c.eventKick:
-		case <-runDone:
-			c.mu.Lock()
-			evs := c.events
-			c.events = nil
+		e := c.events[0]
+		c.events[0] = event{}
+		c.events = c.events[1:]
+		if c.hurry {
+			c.droppedAtStop++
 			c.mu.Unlock()
-			for _, f := range evs {
-				c.callEvent(f)
-			}
-			return
+			continue
 		}
+		c.inEvent = true
+		c.mu.Unlock()
+		c.call("event callback", e.f)
+		c.mu.Lock()
+		c.inEvent = false
+		c.mu.Unlock()
 	}
 }
 
-func (c *Client) callEvent(f func()) {
-	c.inEvent.Add(1)
-	defer c.inEvent.Add(-1)
-	c.call("event callback", f)
+// goid returns the calling goroutine's id, read from the header of its
+// stack trace ("goroutine 42 [running]:"). The client uses it for one
+// thing: to recognise a Disconnect, Abort or Connect called by one of its
+// own handlers or event callbacks, which must not wait for the goroutine
+// that runs it. Go offers no other way to ask; ids are never reused.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b, ok := bytes.CutPrefix(b, []byte("goroutine "))
+	if !ok {
+		return 0
+	}
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return id
 }

@@ -120,12 +120,15 @@ func TestKeepAliveTiming(t *testing.T) {
 }
 
 // TestSlowHandlerDelaysNothing (fake clock): a handler stuck for 95 s
-// (9.5 x Keep Alive) delays neither the PUBACKs of the messages that fit
-// in the buffer nor keep alive: PINGREQ still goes out every 10 s and the
-// connection survives. The buffer is bounded: with MessageBuffer 2, one
-// message in the handler and two waiting, the fourth is read but not
-// acknowledged, and nothing more is read, until the handler returns. Then
-// every message reaches the handler, in order.
+// (9.5 x Keep Alive) on the first of six QoS 1 messages, with MessageBuffer
+// 2, delays neither keep alive nor the client's own publishes: the client
+// goes on reading (the six messages fit: QoS 1 and 2 messages have at
+// least Receive Maximum places), so a Publish made meanwhile gets its
+// PUBACK, PINGREQ goes out every 10 s and each PINGRESP is read, and the
+// connection survives. A message is acknowledged when the handlers'
+// goroutine takes it: PUBACK 1 at once, PUBACKs 2 to 6 only after the
+// handler returns, in order, and every message reaches the handler in
+// order.
 func TestSlowHandlerDelaysNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pn := newPipeNet()
@@ -154,17 +157,34 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		in := fc.packets()
-		sent := make(chan struct{})
-		go func() { // the server's writer: six QoS 1 messages
-			defer close(sent)
-			for i := 1; i <= 6; i++ {
-				fc.send(t, &packet.Publish{Version: packet.V5, Topic: "slow", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint(i))})
+		in := fc.packetsPong()
+		for i := 1; i <= 6; i++ {
+			fc.send(t, &packet.Publish{Version: packet.V5, Topic: "slow", QoS: 1, PacketID: uint16(i), Payload: []byte(fmt.Sprint(i))})
+		}
+		synctest.Wait()
+		if n := c.Stats().Buffered; n != 5 {
+			t.Fatalf("%d messages buffered behind the stuck handler, want 5", n)
+		}
+
+		// The client's own publish completes while the handler is stuck.
+		published := make(chan error, 1)
+		go func() { published <- c.Publish(context.Background(), &packet.Publish{Topic: "own", QoS: 1}) }()
+		var acks []uint16
+		for {
+			tp := recv(t, in, time.Second, "the client's PUBLISH")
+			if a, ok := tp.p.(*packet.Ack); ok && a.Kind == packet.PUBACK {
+				acks = append(acks, a.PacketID)
+				continue
 			}
-		}()
+			p := mustType[*packet.Publish](t, tp.p)
+			fc.send(t, &packet.Ack{Kind: packet.PUBACK, Version: packet.V5, PacketID: p.PacketID})
+			break
+		}
+		if err := recv(t, published, time.Second, "Publish behind a stuck handler"); err != nil {
+			t.Fatal(err)
+		}
 
 		time.Sleep(95 * time.Second)
-		var acks []uint16
 		var pings []time.Duration
 		for _, tp := range drain(in) {
 			switch p := tp.p.(type) {
@@ -179,8 +199,8 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 				t.Fatalf("unexpected %s", p.Type())
 			}
 		}
-		if fmt.Sprint(acks) != "[1 2 3]" {
-			t.Fatalf("PUBACKs while the handler is stuck: %v, want [1 2 3] at once", acks)
+		if fmt.Sprint(acks) != "[1]" {
+			t.Fatalf("PUBACKs while the handler is stuck: %v, want [1]: the others are not taken yet", acks)
 		}
 		if len(pings) != 9 {
 			t.Fatalf("PINGREQs at %v, want every 10 s", pings)
@@ -195,7 +215,6 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 		}
 
 		unblock()
-		<-sent
 		synctest.Wait()
 		acks = acks[:0]
 		for _, tp := range drain(in) {
@@ -203,8 +222,8 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 				acks = append(acks, a.PacketID)
 			}
 		}
-		if fmt.Sprint(acks) != "[4 5 6]" {
-			t.Fatalf("PUBACKs after the handler returned: %v, want [4 5 6]", acks)
+		if fmt.Sprint(acks) != "[2 3 4 5 6]" {
+			t.Fatalf("PUBACKs after the handler returned: %v, want [2 3 4 5 6]", acks)
 		}
 		mu.Lock()
 		got := fmt.Sprint(handled)
@@ -216,4 +235,140 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestMessageBufferQoS0 (fake clock): QoS 0 messages have MessageBuffer
+// places. Behind a stuck handler, with MessageBuffer 2, the fourth QoS 0
+// message finds no room. By default the client then stops reading (TCP
+// backpressure; no read deadline runs, PINGREQs go on, the connection
+// survives), so the client's own QoS 1 publish waits for its PUBACK until
+// the handler returns; nothing is lost. With DropQoS0WhenFull the fourth
+// and fifth QoS 0 messages are dropped and counted, the reader goes on,
+// the QoS 1 message after them is buffered (not yet acknowledged), and the
+// client's own publish completes at once.
+func TestMessageBufferQoS0(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pn := newPipeNet()
+				ev := newEvents()
+				release := make(chan struct{})
+				var mu sync.Mutex
+				var handled []string
+				cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "qos0", KeepAlive: 10 * time.Second,
+					MessageBuffer: 2, DropQoS0WhenFull: drop,
+					DefaultHandler: func(m *packet.Publish) {
+						<-release
+						mu.Lock()
+						handled = append(handled, string(m.Payload))
+						mu.Unlock()
+					}}
+				ev.install(&cfg)
+				c := newPipeClient(t, pn, cfg)
+				var once sync.Once
+				unblock := func() { once.Do(func() { close(release) }) }
+				t.Cleanup(unblock)
+				connected := make(chan error, 1)
+				go func() { connected <- c.Connect(context.Background()) }()
+				fc := pn.accept(t)
+				fc.connack(t, &packet.Connack{})
+				if err := <-connected; err != nil {
+					t.Fatal(err)
+				}
+				// net.Pipe has no buffer: a server write blocks while the
+				// client does not read. So PINGREQs are answered only when
+				// the client reads on (drop); otherwise no read deadline
+				// runs and none is needed.
+				var in <-chan timedPacket
+				if drop {
+					in = fc.packetsPong()
+				} else {
+					in = fc.packets()
+				}
+				// The server's writer, one goroutine (a second writer on the
+				// pipe would wait on its mutex, which stops the fake clock).
+				// It blocks while the client does not read.
+				out := make(chan packet.Packet, 16)
+				sent := make(chan struct{})
+				go func() {
+					defer close(sent)
+					for p := range out {
+						fc.send(t, p)
+					}
+				}()
+				for i := 1; i <= 5; i++ {
+					out <- &packet.Publish{Version: packet.V5, Topic: "q0", Payload: []byte(fmt.Sprint(i))}
+					if i == 1 {
+						synctest.Wait() // the handler holds message 1
+					}
+				}
+				out <- &packet.Publish{Version: packet.V5, Topic: "q1", QoS: 1, PacketID: 9, Payload: []byte("q1")}
+				synctest.Wait()
+				published := make(chan error, 1)
+				go func() { published <- c.Publish(context.Background(), &packet.Publish{Topic: "own", QoS: 1}) }()
+				p := mustType[*packet.Publish](t, recv(t, in, time.Second, "the client's PUBLISH").p)
+				out <- &packet.Ack{Kind: packet.PUBACK, Version: packet.V5, PacketID: p.PacketID}
+				close(out)
+				time.Sleep(45 * time.Second)
+				var pings int
+				for _, tp := range drain(in) {
+					switch q := tp.p.(type) {
+					case *packet.Pingreq:
+						pings++
+					default:
+						t.Fatalf("%s while the handler is stuck", q.Type())
+					}
+				}
+				if pings != 4 || len(ev.lost) != 0 {
+					t.Fatalf("%d PINGREQs in 45 s, %d connections lost; want 4 and none", pings, len(ev.lost))
+				}
+				st := c.Stats()
+				if drop {
+					if err := recv(t, published, time.Second, "Publish"); err != nil {
+						t.Fatal(err)
+					}
+					if st.DroppedQoS0 != 2 || st.Buffered != 3 {
+						t.Fatalf("stats %+v, want 2 QoS 0 dropped and 3 messages buffered", st)
+					}
+				} else {
+					select {
+					case err := <-published:
+						t.Fatalf("Publish returned (%v) while the reader waits for room", err)
+					default:
+					}
+					if st.DroppedQoS0 != 0 || st.Buffered != 2 {
+						t.Fatalf("stats %+v, want none dropped and 2 buffered", st)
+					}
+				}
+
+				unblock()
+				<-sent
+				synctest.Wait()
+				if !drop {
+					if err := recv(t, published, time.Second, "Publish"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var acks []uint16
+				for _, tp := range drain(in) {
+					if a, ok := tp.p.(*packet.Ack); ok && a.Kind == packet.PUBACK {
+						acks = append(acks, a.PacketID)
+					}
+				}
+				if fmt.Sprint(acks) != "[9]" {
+					t.Fatalf("PUBACKs after the handler returned: %v, want [9]", acks)
+				}
+				want := "[1 2 3 4 5 q1]"
+				if drop {
+					want = "[1 2 3 q1]"
+				}
+				mu.Lock()
+				got := fmt.Sprint(handled)
+				mu.Unlock()
+				if got != want {
+					t.Fatalf("handled %s, want %s", got, want)
+				}
+			})
+		})
+	}
 }

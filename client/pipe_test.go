@@ -145,6 +145,29 @@ func (fc *fakeConn) packets() <-chan timedPacket {
 	return ch
 }
 
+// packetsPong is packets, but every PINGREQ is also answered with a
+// PINGRESP at once, as a live server would.
+func (fc *fakeConn) packetsPong() <-chan timedPacket {
+	ch := make(chan timedPacket, 256)
+	go func() {
+		defer close(ch)
+		pong, _ := (&packet.Pingresp{}).Append(nil)
+		for {
+			p, err := fc.read(24*time.Hour, true)
+			if err != nil {
+				return
+			}
+			if p.Type() == packet.PINGREQ {
+				if _, err := fc.nc.Write(pong); err != nil {
+					return
+				}
+			}
+			ch <- timedPacket{time.Now(), p}
+		}
+	}()
+	return ch
+}
+
 // drain returns what arrived so far without waiting.
 func drain(ch <-chan timedPacket) []timedPacket {
 	var out []timedPacket

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -648,6 +649,149 @@ func TestContextCancel(t *testing.T) {
 	if n := c.Queued(); n != 0 {
 		t.Fatalf("cancelled publish still queued: %d", n)
 	}
+}
+
+// TestDisconnectContextEnded: Disconnect keeps its contract when its
+// context has ended: when it returns, the client is stopped and none of
+// its goroutines is left. With an already-cancelled context it closes the
+// connection at once (no DISCONNECT) and returns the context's error; when
+// the context ends while it waits for a publish to be acknowledged, the
+// message stays queued. A handler running at that moment is user code: then
+// Disconnect returns at once with an error saying so, the messages still
+// buffered are dropped unacknowledged, and the handler's goroutine ends
+// when the handler returns.
+func TestDisconnectContextEnded(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	stopped := func(t *testing.T, c *client.Client) {
+		t.Helper()
+		if st := c.State(); st != client.StateStopped {
+			t.Fatalf("State() = %v right after Disconnect, want stopped", st)
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("Done() not closed after Disconnect")
+		}
+	}
+	noGoroutines := func(t *testing.T, snap leakcheck.Snapshot) {
+		t.Helper()
+		// 100 ms: a goroutine that closed the channel Disconnect waits
+		// for has yet to return from its function.
+		if leaked := snap.Leaked(100 * time.Millisecond); len(leaked) > 0 {
+			t.Fatalf("%d goroutines of the client left after Disconnect:\n%s", len(leaked), leaked[0])
+		}
+	}
+
+	t.Run("cancelled", func(t *testing.T) {
+		leakcheck.Check(t)
+		fb := newFakeBroker(t, nil)
+		snap := leakcheck.Take()
+		c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "dc-cancelled"})
+		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err := c.Disconnect(cancelled, packet.NormalDisconnection)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Disconnect: %v, want context.Canceled", err)
+		}
+		stopped(t, c)
+		noGoroutines(t, snap)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("Disconnect took %v", d)
+		}
+		fb.mu.Lock()
+		fc := fb.all[0]
+		fb.mu.Unlock()
+		if p, err := fc.read(5*time.Second, true); err == nil {
+			t.Fatalf("server got %s, want the connection closed at once", p.Type())
+		}
+	})
+
+	t.Run("deadline while draining", func(t *testing.T) {
+		leakcheck.Check(t)
+		fb := newFakeBroker(t, nil)
+		snap := leakcheck.Take()
+		c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "dc-drain"})
+		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PublishAsync(ctxT(t, 5*time.Second), &packet.Publish{Topic: "never/acked", QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := c.Disconnect(ctx, packet.NormalDisconnection); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Disconnect: %v, want context.DeadlineExceeded", err)
+		}
+		stopped(t, c)
+		noGoroutines(t, snap)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("Disconnect took %v", d)
+		}
+		if n := c.Queued(); n != 1 {
+			t.Fatalf("Queued() = %d, want the unacknowledged message kept", n)
+		}
+	})
+
+	t.Run("handler running", func(t *testing.T) {
+		leakcheck.Check(t)
+		fb := newFakeBroker(t, nil)
+		snap := leakcheck.Take()
+		entered := make(chan struct{}, 10)
+		release := make(chan struct{})
+		c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "dc-handler",
+			DefaultHandler: func(*packet.Publish) {
+				entered <- struct{}{}
+				<-release
+			}})
+		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		fb.mu.Lock()
+		fc := fb.all[0]
+		fb.mu.Unlock()
+		for i := 1; i <= 3; i++ {
+			fc.send(t, &packet.Publish{Version: packet.V5, Topic: "h", QoS: 1, PacketID: uint16(i)})
+		}
+		recv(t, entered, 5*time.Second, "the handler")
+		if a := mustType[*packet.Ack](t, fc.next(t, 5*time.Second)); a.Kind != packet.PUBACK || a.PacketID != 1 {
+			t.Fatalf("got %s %d, want PUBACK 1", a.Kind, a.PacketID)
+		}
+		for deadline := time.Now().Add(5 * time.Second); c.Stats().Buffered != 2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d messages buffered, want messages 2 and 3", c.Stats().Buffered)
+			}
+			time.Sleep(time.Millisecond) // the reader queues messages 2 and 3
+		}
+		err := c.Disconnect(cancelled, packet.NormalDisconnection)
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "message handler is still running") {
+			t.Fatalf("Disconnect: %v, want context.Canceled and the running handler named", err)
+		}
+		stopped(t, c)
+		// Messages 2 and 3 are not acknowledged: the server reads the
+		// close, no PUBACK.
+		if p, err := fc.read(5*time.Second, true); err == nil {
+			t.Fatalf("server got %s after PUBACK 1, want the connection closed", p.Type())
+		}
+		// The handler's goroutine ends once the handler returns, without
+		// handing over the buffered messages.
+		close(release)
+		if leaked := snap.Leaked(5 * time.Second); len(leaked) > 0 {
+			t.Fatalf("%d goroutines left once the handler returned:\n%s", len(leaked), leaked[0])
+		}
+		if len(entered) != 0 {
+			t.Fatal("a buffered message reached the handler after Disconnect's context ended")
+		}
+		if st := c.Stats(); st.DroppedAtStop != 2 {
+			t.Fatalf("stats %+v, want 2 messages dropped at stop", st)
+		}
+	})
 }
 
 // TestDisconnectFromCallbacks: Disconnect called from an event callback or

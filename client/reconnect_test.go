@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -309,4 +310,66 @@ func TestReasonCodeActions(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestEventQueueBounded (fake clock): an OnReconnecting callback that
+// blocks while the client keeps retrying (one attempt a second for 200 s)
+// does not make the event queue grow: at most 64 events wait, the oldest
+// retry events are dropped and counted (Stats.DroppedEvents), and once the
+// callback returns the 64 most recent attempts are reported, in order.
+// OnStop, emitted last, is not lost.
+func TestEventQueueBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pn := newPipeNet()
+		pn.refuseNext(-1)
+		block := make(chan struct{})
+		stopped := make(chan error, 1)
+		var mu sync.Mutex
+		var attempts []int
+		cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "events", ConnectRetry: true,
+			Backoff: policyFunc(func(int, time.Duration) time.Duration { return time.Second }),
+			OnReconnecting: func(n int, _ time.Duration) {
+				if n == 1 {
+					<-block
+				}
+				mu.Lock()
+				attempts = append(attempts, n)
+				mu.Unlock()
+			},
+			OnStop: func(err error) { stopped <- err },
+		}
+		c := newPipeClient(t, pn, cfg)
+		// Attempts at 0 s, 1 s, ... 200 s; Connect gives up between two.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second+500*time.Millisecond)
+		defer cancel()
+		if err := c.Connect(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Connect: %v", err)
+		}
+		dropped := c.Stats().DroppedEvents
+		close(block)
+		synctest.Wait()
+		mu.Lock()
+		got := slices.Clone(attempts)
+		mu.Unlock()
+		last := got[len(got)-1]
+		if last != 201 {
+			t.Fatalf("last attempt %d, want 201", last)
+		}
+		want := []int{1}
+		for n := last - 63; n <= last; n++ {
+			want = append(want, n)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("OnReconnecting for attempts %v, want 1 then the 64 most recent (%d..%d)", got, last-63, last)
+		}
+		if wantDropped := uint64(last - 1 - 64); dropped != wantDropped {
+			t.Fatalf("Stats().DroppedEvents = %d, want %d", dropped, wantDropped)
+		}
+		if err := c.Disconnect(context.Background(), packet.NormalDisconnection); err != nil {
+			t.Fatal(err)
+		}
+		if err := recv(t, stopped, time.Second, "OnStop"); !errors.Is(err, client.ErrClosed) {
+			t.Fatalf("OnStop(%v)", err)
+		}
+	})
 }

@@ -122,7 +122,7 @@ func (c *Client) manage(ctx context.Context, first chan<- error) {
 			if f := s.OnConnectFailed; f != nil {
 				c.mu.Lock()
 				failed := err
-				c.emitLocked(func() { f(failed) })
+				c.emitLocked(eventRetry, func() { f(failed) })
 				c.mu.Unlock()
 			}
 			idx++ // try the next server
@@ -191,7 +191,7 @@ func (c *Client) manage(ctx context.Context, first chan<- error) {
 		c.setStateLocked(StateReconnecting)
 		if f := s.OnReconnecting; f != nil {
 			n, d := attempt, delay
-			c.emitLocked(func() { f(n, d) })
+			c.emitLocked(eventRetry, func() { f(n, d) })
 		}
 		c.mu.Unlock()
 		c.log.Info("reconnecting", "attempt", attempt, "delay", delay.Round(time.Millisecond))
@@ -226,7 +226,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, report func(error), connec
 			c.setStateLocked(StateConnected)
 			if f := c.s.OnConnect; f != nil {
 				ca := cn.connack
-				c.emitLocked(func() { f(ca) })
+				c.emitLocked(eventOther, func() { f(ca) })
 			}
 			c.mu.Unlock()
 			*connected = true
@@ -250,7 +250,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, report func(error), connec
 		c.lastDisc = Disconnection{At: time.Now(), Err: ErrClosed, Reason: reason}
 		c.mu.Unlock()
 		if abort {
-			cn.log.Info("connection dropped without DISCONNECT (Abort)")
+			cn.log.Info("connection closed without DISCONNECT (Abort, or Disconnect's context ended)")
 		} else {
 			cn.log.Info("disconnected", "reason", reason)
 		}
@@ -263,7 +263,7 @@ func (c *Client) serve(ctx context.Context, cn *conn, report func(error), connec
 	wasUp := c.state == StateConnected
 	if f := c.s.OnConnectionLost; f != nil && wasUp {
 		reason := cn.reason
-		c.emitLocked(func() { f(err, reason) })
+		c.emitLocked(eventOther, func() { f(err, reason) })
 	}
 	c.mu.Unlock()
 	cn.log.Warn("connection lost", "err", err, "reason", cn.reason, "up", up.Round(time.Millisecond))
@@ -285,7 +285,7 @@ func (c *Client) finish(err error) {
 	c.setStateLocked(StateStopped)
 	close(c.stopCh)
 	if f := c.s.OnStop; f != nil {
-		c.emitLocked(func() { f(err) })
+		c.emitLocked(eventOther, func() { f(err) })
 	}
 	done, cancel := c.runDone, c.runCancel
 	c.mu.Unlock()

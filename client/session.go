@@ -54,6 +54,18 @@ type ctrlOp struct {
 	done      chan struct{}
 }
 
+// inbound is a QoS 1 or 2 message received from the server, from its
+// PUBLISH until its PUBACK (QoS 1) or PUBREL (QoS 2).
+type inbound struct {
+	// msg is the message while it waits in the handler buffer, not yet
+	// acknowledged; nil once the handlers' goroutine took it (and sent
+	// the PUBACK or PUBREC).
+	msg *packet.Publish
+	// cn is the connection the acknowledgement goes to when msg is taken:
+	// the one the last copy of the PUBLISH came on.
+	cn *conn
+}
+
 // subGroup is the subscriptions made by one Subscribe call, kept to be
 // restored when the server has lost the session. Properties (Subscription
 // Identifier, User Properties) are per SUBSCRIBE packet, hence groups.
@@ -71,15 +83,21 @@ type session struct {
 	nextID   uint16
 	nextSeq  uint64
 	pending  int // publishes queued or in flight, counted against MaxQueued
-	inQoS2   map[uint16]struct{}
-	groups   []*subGroup
+	// Inbound messages by packet identifier (method B of section 4.3.3
+	// for QoS 2): QoS 1 ones until their PUBACK, QoS 2 ones until their
+	// PUBREL. A PUBLISH whose identifier is here is a resend: it is not
+	// delivered again.
+	inQoS1 map[uint16]*inbound
+	inQoS2 map[uint16]*inbound
+	groups []*subGroup
 }
 
 func newSession() *session {
 	return &session{
 		inflight: make(map[uint16]*pubOp),
 		ctrlWait: make(map[uint16]*ctrlOp),
-		inQoS2:   make(map[uint16]struct{}),
+		inQoS1:   make(map[uint16]*inbound),
+		inQoS2:   make(map[uint16]*inbound),
 	}
 }
 

@@ -24,32 +24,44 @@ var watched = []string{
 // Call it first in a test, so that its cleanup runs last.
 func Check(t testing.TB) {
 	t.Helper()
-	before := ids(stacks())
+	s := Take()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			var leaked []string
-			for id, st := range stacks() {
-				if before[id] {
-					continue
-				}
-				for _, w := range watched {
-					if strings.Contains(st, w) {
-						leaked = append(leaked, st)
-						break
-					}
-				}
-			}
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
+		if leaked := s.Leaked(5 * time.Second); len(leaked) > 0 {
+			t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
 		}
 	})
+}
+
+// Snapshot is the set of goroutines that existed when it was taken.
+type Snapshot map[string]bool
+
+// Take records the goroutines that exist now.
+func Take() Snapshot { return ids(stacks()) }
+
+// Leaked returns the stacks of the watched goroutines started since s was
+// taken that are still running after waiting up to d for them to end (0:
+// look once). A goroutine that has just closed the channel its waiter
+// watches needs a moment to return: use a small d rather than 0.
+func (s Snapshot) Leaked(d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for {
+		var leaked []string
+		for id, st := range stacks() {
+			if s[id] {
+				continue
+			}
+			for _, w := range watched {
+				if strings.Contains(st, w) {
+					leaked = append(leaked, st)
+					break
+				}
+			}
+		}
+		if len(leaked) == 0 || !time.Now().Before(deadline) {
+			return leaked
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func ids(m map[string]string) map[string]bool {
