@@ -631,12 +631,14 @@ func (b *bench) result(elapsed time.Duration) *benchResult {
 		n := s.sent.Load()
 		r.Sent = &n
 		r.PayloadSize = b.f.size
-		r.Rate = s.sendSpan.rate(n)
+		rate := s.sendSpan.rate(n)
+		r.Rate = &rate
 	case "sub":
 		n := s.received.Load()
 		r.Received = &n
 		r.Subscribed = s.subscribed.Load()
-		r.Rate = s.recvSpan.rate(n)
+		rate := s.recvSpan.rate(n)
+		r.Rate = &rate
 	}
 	return r
 }

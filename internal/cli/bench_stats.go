@@ -183,7 +183,7 @@ type benchResult struct {
 	Sent           *int64     `json:"sent,omitempty"`
 	Received       *int64     `json:"received,omitempty"`
 	Errors         int64      `json:"errors"`
-	Rate           float64    `json:"rate"`
+	Rate           *float64   `json:"rate,omitempty"` // msg/s; pub and sub only
 	Latency        *latencyMS `json:"latency_ms,omitempty"`
 	FirstError     string     `json:"first_error,omitempty"`
 }
@@ -204,13 +204,13 @@ func (r *benchResult) writeText(w io.Writer) {
 	fmt.Fprintf(&b, "  connect latency  %s\n", r.ConnectLatency)
 	switch r.Command {
 	case "pub":
-		fmt.Fprintf(&b, "  published        %d messages (QoS %d, %d bytes), %.1f msg/s, %d errors\n", *r.Sent, *r.QoS, r.PayloadSize, r.Rate, r.Errors)
+		fmt.Fprintf(&b, "  published        %d messages (QoS %d, %d bytes), %.1f msg/s, %d errors\n", *r.Sent, *r.QoS, r.PayloadSize, *r.Rate, r.Errors)
 		if *r.QoS > 0 {
 			fmt.Fprintf(&b, "  ack latency      %s\n", r.Latency)
 		}
 	case "sub":
 		fmt.Fprintf(&b, "  subscribed       %d clients to %s (QoS %d)\n", r.Subscribed, strings.Join(r.Topics, ", "), *r.QoS)
-		fmt.Fprintf(&b, "  received         %d messages, %.1f msg/s, %d errors\n", *r.Received, r.Rate, r.Errors)
+		fmt.Fprintf(&b, "  received         %d messages, %.1f msg/s, %d errors\n", *r.Received, *r.Rate, r.Errors)
 		fmt.Fprintf(&b, "  latency          %s\n", r.Latency)
 	}
 	if r.FirstError != "" {

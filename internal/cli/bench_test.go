@@ -3,9 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigilmq/vigil/packet"
 )
 
 // bench sub and bench pub against a live broker, QoS 1: every message sent
@@ -40,8 +45,8 @@ func TestBenchPubSub(t *testing.T) {
 	}
 	// 3 clients x 200 msg/s: the rates are in the right range.
 	for _, r := range []*benchResult{&pub, &res} {
-		if r.Rate < 150 || r.Rate > 1000 {
-			t.Errorf("bench %s: rate %.0f msg/s, want ~600", r.Command, r.Rate)
+		if r.Rate == nil || *r.Rate < 150 || *r.Rate > 1000 {
+			t.Errorf("bench %s: rate %v msg/s, want ~600", r.Command, r.Rate)
 		}
 		l := r.Latency
 		if l == nil || l.Count != 300 || l.Min <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Max > 5000 {
@@ -65,6 +70,20 @@ func TestBenchConn(t *testing.T) {
 	if r.Connected != 200 || r.ConnectFailed != 0 || r.ConnectLatency == nil || r.ConnectLatency.Count != 200 ||
 		r.ConnectLatency.P50 > r.ConnectLatency.P99 || r.ConnectRate <= 0 {
 		t.Fatalf("bench conn: %s", out)
+	}
+	// No message rate for conn (it sends no messages): "rate" is absent,
+	// not a meaningless 0; connect_rate is the rate that means something.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"rate", "sent", "received", "latency_ms"} {
+		if _, ok := fields[absent]; ok {
+			t.Errorf("bench conn --json has %q:\n%s", absent, out)
+		}
+	}
+	if _, ok := fields["connect_rate"]; !ok {
+		t.Errorf("bench conn --json lacks connect_rate:\n%s", out)
 	}
 	// The text summary, against a port where nothing listens: exit 1 and
 	// the first error.
@@ -110,5 +129,50 @@ func TestBenchTemplatesAndRate(t *testing.T) {
 		if !regexpMatch(re, out) {
 			t.Errorf("summary lacks %s:\n%s", re, out)
 		}
+	}
+}
+
+// The bench commands' help states the default client id as it is made:
+// vigil-bench-<command>-<8 random hex digits>-%i (docs/cli.md says the
+// same), and a run without --client-id sends such ids in its CONNECTs.
+func TestBenchClientIDDefault(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"conn", "pub", "sub"} {
+		out := mustRun(t, "", "bench", mode, "--help")
+		if !strings.Contains(out, "default vigil-bench-<command>-<8 random hex digits>-%i") || strings.Contains(out, "<pid>") {
+			t.Errorf("bench %s --help: --client-id default misstated:\n%s", mode, out)
+		}
+	}
+	// A listener that records the CONNECTs' client ids and hangs up.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ids := make(chan string, 2)
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			h, body, err := packet.NewReader(nc).Next()
+			var cp packet.Connect
+			if err == nil && cp.Decode(h, body) == nil {
+				ids <- cp.ClientID
+			}
+			nc.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	run(t, "", "bench", "conn", "-h", "127.0.0.1", "-p", port, "-c", "2", "-i", "0", "--no-progress")
+	got := []string{<-ids, <-ids}
+	slices.Sort(got)
+	re := `^vigil-bench-conn-([0-9a-f]{8})-%d$`
+	m1 := regexp.MustCompile(fmt.Sprintf(re, 1)).FindStringSubmatch(got[0])
+	m2 := regexp.MustCompile(fmt.Sprintf(re, 2)).FindStringSubmatch(got[1])
+	if m1 == nil || m2 == nil || m1[1] != m2[1] {
+		t.Fatalf("client ids %q, want vigil-bench-conn-<one random part>-1 and -2", got)
 	}
 }

@@ -86,7 +86,7 @@ func (o *connFlags) register(fs *pflag.FlagSet, kind connFlagKind) {
 	fs.StringVar(&o.path, "path", "/mqtt", "WebSocket `path` for ws and wss")
 	switch kind {
 	case forBench:
-		fs.StringVar(&o.clientID, "client-id", "", "client `id` template, with %i (client index); default vigil-bench-<command>-<pid>-%i")
+		fs.StringVar(&o.clientID, "client-id", "", "client `id` template, with %i (client index); default vigil-bench-<command>-<8 random hex digits>-%i")
 	default:
 		fs.StringVarP(&o.clientID, "client-id", "i", "", "client `id` (default vigil_ and 8 random hex digits)")
 	}

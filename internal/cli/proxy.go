@@ -120,8 +120,12 @@ func runProxy(cmd *cobra.Command, listen, upstream, schedule string, noStdin boo
 		return fmt.Errorf("proxy: %w", err)
 	}
 	defer p.Close()
-	out.println(fmt.Sprintf("%s vigil proxy: listening on %s, forwarding to %s (type help for commands)",
-		time.Now().Format("15:04:05.000"), addr, upstream))
+	hint := " (type help for commands)"
+	if noStdin {
+		hint = "" // commands come from --schedule only
+	}
+	out.println(fmt.Sprintf("%s vigil proxy: listening on %s, forwarding to %s%s",
+		time.Now().Format("15:04:05.000"), addr, upstream, hint))
 
 	run := func(line, from string) bool {
 		msg, quit := proxyCommand(p, line)

@@ -20,7 +20,10 @@ func TestProxyBlackHole(t *testing.T) {
 	_, port := startBroker(t)
 	proxy := start(t, "proxy", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:"+port)
 	proxy.waitOut(t, "listening on")
-	m := regexp.MustCompile(`listening on (\S+),`).FindStringSubmatch(proxy.out.String())
+	m := regexp.MustCompile(`listening on (\S+),.*\(type help for commands\)`).FindStringSubmatch(proxy.out.String())
+	if m == nil {
+		t.Fatalf("no listening line with the stdin hint:\n%s", proxy.out)
+	}
 	_, pport, _ := net.SplitHostPort(m[1])
 
 	conn := start(t, "conn", "-h", "127.0.0.1", "-p", pport, "-i", "pinger", "-k", "1")
@@ -78,6 +81,10 @@ func TestProxySchedule(t *testing.T) {
 		`schedule: restore all.*all restore.*schedule: quit`
 	if !regexpMatch(re, out) {
 		t.Fatalf("schedule not run in order:\n%s", out)
+	}
+	// --no-stdin: no invitation to type commands nobody reads.
+	if !regexpMatch(`listening on \S+, forwarding to 127\.0\.0\.1:\d+\n`, out) || regexpMatch(`type help`, out) {
+		t.Fatalf("--no-stdin banner:\n%s", out)
 	}
 }
 

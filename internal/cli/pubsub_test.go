@@ -200,3 +200,17 @@ func TestSubTimeout(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+// vigil sub's help says what -v prints, and that mosquitto_sub -v's
+// "topic payload" lines are the default (no -v) here.
+func TestSubVerboseHelp(t *testing.T) {
+	t.Parallel()
+	out := mustRun(t, "", "sub", "--help")
+	for _, want := range []string{
+		`-v, --verbose`, `print a block per message`, `mosquitto_sub -v's "topic payload" lines are the default`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("sub --help lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -41,9 +41,10 @@ func newSubCmd() *cobra.Command {
 		Use:   "sub",
 		Short: "Subscribe to topics and print the messages",
 		Long: `Subscribe to one or more topic filters and print every message received, one
-per line as "topic payload" (mosquitto_sub -v's layout; the payload is written
-as received). -v adds QoS, retain and the MQTT 5.0 properties; --format json
-prints one JSON object per line; -C exits after a number of messages.
+per line as "topic payload" (mosquitto_sub -v's layout, here without -v; the
+payload is written as received). -v prints a block per message instead, with
+QoS, retain, dup and the MQTT 5.0 properties; --format json prints one JSON
+object per line; -C exits after a number of messages.
 
 Messages go to stdout as they arrive; status lines (subscribed, connection
 lost, reconnecting) go to stderr, or nowhere with --quiet. The client
@@ -76,7 +77,7 @@ reconnects by itself (--reconnect-period), resuming the session with
 	multiShort(fs, "user-properties", "up")
 	v5Only(fs, "no-local", "retain-as-published", "retain-handling", "subscription-identifier", "user-properties")
 	fs.StringVarP(&f.format, "format", "f", "text", "output `format`: text (\"topic payload\"), json (one object per line), hex or base64 (the payload encoded)")
-	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print QoS, retain, dup and the properties with each message")
+	fs.BoolVarP(&f.verbose, "verbose", "v", false, "print a block per message: topic, QoS, retain, dup, properties, payload (mosquitto_sub -v's \"topic payload\" lines are the default)")
 	fs.IntVarP(&f.count, "count", "C", 0, "exit after this many messages")
 	fs.BoolVar(&f.quiet, "quiet", false, "no status lines on stderr (subscribed, connection lost, reconnecting)")
 	fs.IntVarP(&f.timeout, "timeout", "W", 0, "exit after this many `seconds` (an error with -C when fewer messages came)")
