@@ -130,8 +130,10 @@ func (c *Client) deliverLoop(runDone <-chan struct{}, exited chan<- struct{}) {
 // as running. It reports false, with nothing acknowledged, when m is to be
 // dropped: Disconnect's context ended (see hurry).
 //
-// A QoS 1 message is acknowledged with PUBACK, a QoS 2 one with PUBREC, on
-// the connection the last copy of the PUBLISH came on, if it is still up;
+// A QoS 1 message is acknowledged with PUBACK, a QoS 2 one with PUBREC, in
+// the order the messages arrived, as the buffer is a FIFO ([MQTT-4.6.0-2],
+// [MQTT-4.6.0-3]), on the connection the last copy of the PUBLISH came on,
+// if it is still up;
 // if not, the server sends the message again on the next connection (when
 // it kept the session), where a copy of a QoS 2 message is acknowledged
 // without being delivered again. A message in the buffer is not yet
