@@ -24,23 +24,8 @@ import (
 func TestHandlersPerFilter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pn := newPipeNet()
-		var mu sync.Mutex
-		var log []string
-		handler := func(name string) client.Handler {
-			return func(m *packet.Publish) {
-				mu.Lock()
-				log = append(log, name+":"+m.Topic)
-				mu.Unlock()
-			}
-		}
-		seen := func() string {
-			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			s := fmt.Sprint(log)
-			log = nil
-			return s
-		}
+		var hl handlerLog
+		handler, seen := hl.handler, hl.seen
 		c := newPipeClient(t, pn, client.Config{Servers: []string{"broker:1883"}, ClientID: "handlers", KeepAlive: -1,
 			DefaultHandler: handler("D")})
 		ctx := context.Background()
@@ -127,23 +112,8 @@ func TestOfflineQueueBounded(t *testing.T) {
 func TestSubscribeNotSentKeepsHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pn := newPipeNet()
-		var mu sync.Mutex
-		var log []string
-		handler := func(name string) client.Handler {
-			return func(m *packet.Publish) {
-				mu.Lock()
-				log = append(log, name+":"+m.Topic)
-				mu.Unlock()
-			}
-		}
-		seen := func() string {
-			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			s := fmt.Sprint(log)
-			log = nil
-			return s
-		}
+		var hl handlerLog
+		handler, seen := hl.handler, hl.seen
 		ev := newEvents()
 		cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "keep-handler", KeepAlive: -1, SessionExpiry: 60,
 			MinRetryInterval: time.Second, MaxRetryInterval: time.Second, DefaultHandler: handler("D")}
@@ -337,4 +307,30 @@ func TestReceiveMaximumHonoured(t *testing.T) {
 		}
 		t.Logf("%s sent %d unacknowledged messages; our Receive Maximum is 20", b.Name, buffered)
 	})
+}
+
+// handlerLog records which named handler got which topic, for tests on the
+// fake clock.
+type handlerLog struct {
+	mu  sync.Mutex
+	log []string
+}
+
+// handler returns a handler that records name:topic.
+func (l *handlerLog) handler(name string) client.Handler {
+	return func(m *packet.Publish) {
+		l.mu.Lock()
+		l.log = append(l.log, name+":"+m.Topic)
+		l.mu.Unlock()
+	}
+}
+
+// seen waits until the bubble is idle, then returns and clears the record.
+func (l *handlerLog) seen() string {
+	synctest.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := fmt.Sprint(l.log)
+	l.log = nil
+	return s
 }

@@ -76,82 +76,51 @@ func TestResendWithOriginalIDs(t *testing.T) {
 }
 
 // TestQoS2ResumeInPubrelStage: a QoS 2 publish whose PUBREC arrived is
-// resumed with PUBREL, not PUBLISH.
+// resumed with PUBREL, not PUBLISH, and ends with the PUBCOMP. When the
+// server had processed the first PUBREL but its PUBCOMP was lost with the
+// connection, it answers the resent PUBREL with PUBCOMP 0x92 (Packet
+// Identifier not found): the message was delivered (its PUBREC said so;
+// PUBREL/PUBCOMP only release the identifier, section 4.3.3), so Publish
+// succeeds then too.
 func TestQoS2ResumeInPubrelStage(t *testing.T) {
-	leakcheck.Check(t)
-	fb := newFakeBroker(t, nil)
-	c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "qos2", SessionExpiry: 60,
-		MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond})
-	ctx := ctxT(t, 10*time.Second)
-	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Publish(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("y")}) }()
-	fb.mu.Lock()
-	fc1 := fb.all[0]
-	fb.mu.Unlock()
-	p := mustType[*packet.Publish](t, fc1.next(t, 5*time.Second))
-	fc1.send(t, &packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
-	rel := mustType[*packet.Ack](t, fc1.next(t, 5*time.Second))
-	if rel.Kind != packet.PUBREL || rel.PacketID != p.PacketID {
-		t.Fatalf("got %s %d", rel.Kind, rel.PacketID)
-	}
-	fc1.nc.Close()
+	for _, rc := range []packet.ReasonCode{packet.Success, packet.PacketIdentifierNotFound} {
+		t.Run(rc.String(), func(t *testing.T) {
+			leakcheck.Check(t)
+			fb := newFakeBroker(t, nil)
+			c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "qos2", SessionExpiry: 60,
+				MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond})
+			ctx := ctxT(t, 10*time.Second)
+			go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- c.Publish(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("y")}) }()
+			fb.mu.Lock()
+			fc1 := fb.all[0]
+			fb.mu.Unlock()
+			p := mustType[*packet.Publish](t, fc1.next(t, 5*time.Second))
+			fc1.send(t, &packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
+			rel := mustType[*packet.Ack](t, fc1.next(t, 5*time.Second))
+			if rel.Kind != packet.PUBREL || rel.PacketID != p.PacketID {
+				t.Fatalf("got %s %d", rel.Kind, rel.PacketID)
+			}
+			fc1.nc.Close() // with 0x92 below: the PUBREL was processed, its PUBCOMP lost
 
-	fc2 := fb.accept(t, 5*time.Second)
-	fc2.connack(t, &packet.Connack{SessionPresent: true})
-	rel2 := mustType[*packet.Ack](t, fc2.next(t, 5*time.Second))
-	if rel2.Kind != packet.PUBREL || rel2.PacketID != p.PacketID {
-		t.Fatalf("resume: got %s %d, want PUBREL %d", rel2.Kind, rel2.PacketID, p.PacketID)
-	}
-	fc2.send(t, &packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID})
-	if err := recv(t, done, 5*time.Second, "Publish"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestQoS2PubcompNotFoundAfterResume: the server processed our PUBREL but
-// its PUBCOMP was lost with the connection; on resume it answers the
-// resent PUBREL with PUBCOMP 0x92 (Packet Identifier not found). The
-// message was delivered (its PUBREC said so; PUBREL/PUBCOMP only release
-// the identifier, section 4.3.3): Publish succeeds.
-func TestQoS2PubcompNotFoundAfterResume(t *testing.T) {
-	leakcheck.Check(t)
-	fb := newFakeBroker(t, nil)
-	c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "qos2-92", SessionExpiry: 60,
-		MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond})
-	ctx := ctxT(t, 10*time.Second)
-	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Publish(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("y")}) }()
-	fb.mu.Lock()
-	fc1 := fb.all[0]
-	fb.mu.Unlock()
-	p := mustType[*packet.Publish](t, fc1.next(t, 5*time.Second))
-	fc1.send(t, &packet.Ack{Kind: packet.PUBREC, Version: packet.V5, PacketID: p.PacketID})
-	if rel := mustType[*packet.Ack](t, fc1.next(t, 5*time.Second)); rel.Kind != packet.PUBREL {
-		t.Fatalf("got %s", rel.Kind)
-	}
-	fc1.nc.Close() // the PUBREL was processed; its PUBCOMP is lost
-
-	fc2 := fb.accept(t, 5*time.Second)
-	fc2.connack(t, &packet.Connack{SessionPresent: true})
-	rel2 := mustType[*packet.Ack](t, fc2.next(t, 5*time.Second))
-	if rel2.Kind != packet.PUBREL || rel2.PacketID != p.PacketID {
-		t.Fatalf("resume: got %s %d, want PUBREL %d", rel2.Kind, rel2.PacketID, p.PacketID)
-	}
-	fc2.send(t, &packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID,
-		ReasonCode: packet.PacketIdentifierNotFound})
-	if err := recv(t, done, 5*time.Second, "Publish"); err != nil {
-		t.Fatalf("Publish: %v, want success: the message was delivered", err)
-	}
-	if n := c.Queued(); n != 0 {
-		t.Fatalf("Queued() = %d after the PUBCOMP", n)
+			fc2 := fb.accept(t, 5*time.Second)
+			fc2.connack(t, &packet.Connack{SessionPresent: true})
+			rel2 := mustType[*packet.Ack](t, fc2.next(t, 5*time.Second))
+			if rel2.Kind != packet.PUBREL || rel2.PacketID != p.PacketID {
+				t.Fatalf("resume: got %s %d, want PUBREL %d", rel2.Kind, rel2.PacketID, p.PacketID)
+			}
+			fc2.send(t, &packet.Ack{Kind: packet.PUBCOMP, Version: packet.V5, PacketID: p.PacketID, ReasonCode: rc})
+			if err := recv(t, done, 5*time.Second, "Publish"); err != nil {
+				t.Fatalf("Publish: %v, want success: the message was delivered", err)
+			}
+			if n := c.Queued(); n != 0 {
+				t.Fatalf("Queued() = %d after the PUBCOMP", n)
+			}
+		})
 	}
 }
 
