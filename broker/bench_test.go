@@ -214,24 +214,7 @@ func BenchmarkFanOutRoute(b *testing.B) {
 			srv, addr := startServer(b, Options{})
 			const n = 100
 			got := make(chan struct{}, n)
-			for i := range n {
-				var tc *tester
-				sub := packet.Subscription{Filter: "f/+", QoS: 1}
-				id := fmt.Sprint("s", i)
-				switch i % 3 {
-				case 0:
-					tc, _ = connect(b, addr, packet.V311, packet.Connect{ClientID: id, CleanStart: true})
-					tc.subscribe(1, sub)
-				case 1:
-					tc, _ = connect(b, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true})
-					tc.subscribe(1, sub)
-				case 2:
-					tc, _ = connect(b, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true, Props: packet.Properties{TopicAliasMaximum: 10}})
-					tc.send(&packet.Subscribe{Version: packet.V5, PacketID: 1, Props: packet.Properties{SubscriptionIDs: []int{7}}, Subscriptions: []packet.Subscription{sub}})
-					tc.wantSuback(packet.GrantedQoS1)
-				}
-				go fanOutSubscriber(b, tc, got)
-			}
+			mixedSubscribers(b, addr, n, got)
 			m := newMessage(&packet.Publish{Version: packet.V5, Topic: "f/x", QoS: qos, Payload: make([]byte, 64),
 				Props: packet.Properties{MessageExpiry: 3600, User: []packet.UserProperty{{Key: "k", Value: "v"}}}}, "pub", time.Now())
 			var sc routeScratch

@@ -158,24 +158,7 @@ func TestFanOutAllocs(t *testing.T) {
 			srv, addr := startServer(t, Options{})
 			const n = 60
 			got := make(chan struct{}, n)
-			for i := range n {
-				var tc *tester
-				sub := packet.Subscription{Filter: "f/+", QoS: 1}
-				id := fmt.Sprint("s", i)
-				switch i % 3 {
-				case 0:
-					tc, _ = connect(t, addr, packet.V311, packet.Connect{ClientID: id, CleanStart: true})
-					tc.subscribe(1, sub)
-				case 1:
-					tc, _ = connect(t, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true})
-					tc.subscribe(1, sub)
-				case 2: // a Subscription Identifier and topic aliases
-					tc, _ = connect(t, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true, Props: packet.Properties{TopicAliasMaximum: 10}})
-					tc.send(&packet.Subscribe{Version: packet.V5, PacketID: 1, Props: packet.Properties{SubscriptionIDs: []int{7}}, Subscriptions: []packet.Subscription{sub}})
-					tc.wantSuback(packet.GrantedQoS1)
-				}
-				go fanOutSubscriber(t, tc, got)
-			}
+			mixedSubscribers(t, addr, n, got)
 			m := newMessage(&packet.Publish{Version: packet.V5, Topic: "f/x", QoS: qos, Payload: make([]byte, 64)}, "pub", time.Now())
 			var sc routeScratch
 			publish := func() {
@@ -197,5 +180,31 @@ func TestFanOutAllocs(t *testing.T) {
 				t.Fatalf("%v allocations per message to %d subscribers, want 0", a, n)
 			}
 		})
+	}
+}
+
+// mixedSubscribers connects n subscribers of "f/+" at QoS 1 to addr, a
+// third each 3.1.1, plain 5.0, and 5.0 with a Subscription Identifier and
+// topic aliases, each signalling got for every message it receives (and
+// acknowledging it).
+func mixedSubscribers(tb testing.TB, addr string, n int, got chan<- struct{}) {
+	tb.Helper()
+	for i := range n {
+		var tc *tester
+		sub := packet.Subscription{Filter: "f/+", QoS: 1}
+		id := fmt.Sprint("s", i)
+		switch i % 3 {
+		case 0:
+			tc, _ = connect(tb, addr, packet.V311, packet.Connect{ClientID: id, CleanStart: true})
+			tc.subscribe(1, sub)
+		case 1:
+			tc, _ = connect(tb, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true})
+			tc.subscribe(1, sub)
+		case 2: // a Subscription Identifier and topic aliases
+			tc, _ = connect(tb, addr, packet.V5, packet.Connect{ClientID: id, CleanStart: true, Props: packet.Properties{TopicAliasMaximum: 10}})
+			tc.send(&packet.Subscribe{Version: packet.V5, PacketID: 1, Props: packet.Properties{SubscriptionIDs: []int{7}}, Subscriptions: []packet.Subscription{sub}})
+			tc.wantSuback(packet.GrantedQoS1)
+		}
+		go fanOutSubscriber(tb, tc, got)
 	}
 }

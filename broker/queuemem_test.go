@@ -74,6 +74,16 @@ func offlineSub(t testing.TB, srv *Server, cid string) {
 	tc.bye()
 }
 
+// queueSetup starts a server over st with opts, with an offline session
+// "dev" subscribed to "q" at QoS 2, and connects a publisher.
+func queueSetup(t *testing.T, st store.Store, opts Options) (*Server, *tester) {
+	t.Helper()
+	srv := restored(t, st, opts)
+	offlineSub(t, srv, "dev")
+	pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+	return srv, pub
+}
+
 // publishSeq publishes payloads from .. to-1 to "q", at QoS i%3 when mixed
 // is set and QoS 1 otherwise, each acknowledged before the next.
 func publishSeq(pub *tester, from, to int, mixed bool) {
@@ -148,9 +158,7 @@ func drain(t testing.TB, tc *tester, n, window int) []string {
 func TestQueueMemoryOfflineSession(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.NewDurable()
-		srv := restored(t, st, Options{QueueMemory: 4, QueueQoS0: true})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 4, QueueQoS0: true})
 		const n = 60
 		publishSeq(pub, 0, n, true)
 		wantQueued(t, srv, 4, n-4)
@@ -178,9 +186,7 @@ func TestQueueMemoryOfflineSession(t *testing.T) {
 func TestQueueMemoryRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.NewDurable()
-		srv := restored(t, st, Options{QueueMemory: 4})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 4})
 		const n = 40
 		publishSeq(pub, 0, n, false)
 		if err := srv.Shutdown(context.Background()); err != nil {
@@ -249,9 +255,7 @@ func TestQueueMemoryOverflow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				st := memory.NewDurable()
-				srv := restored(t, st, Options{QueueMemory: 3, MaxQueued: 10, QueueOverflow: tc.policy})
-				offlineSub(t, srv, "dev")
-				pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+				srv, pub := queueSetup(t, st, Options{QueueMemory: 3, MaxQueued: 10, QueueOverflow: tc.policy})
 				publishSeq(pub, 0, 15, false)
 				wantStat(t, "QueueOverflows", srv.Stats.QueueOverflows.Load(), 5)
 				wantQueued(t, srv, tc.mem, tc.disk)
@@ -325,9 +329,7 @@ func (s *gatedStore) Deliveries(ctx context.Context, cid string, after uint64, l
 func TestQueueMemoryTakeoverWhilePaging(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newGatedStore(false)
-		srv := restored(t, st, Options{QueueMemory: 4})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 4})
 		const n = 20
 		publishSeq(pub, 0, n, false)
 
@@ -366,9 +368,7 @@ func TestQueueMemorySessionEndsWhilePaging(t *testing.T) {
 		t.Run(end, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				st := newGatedStore(true)
-				srv := restored(t, st, Options{QueueMemory: 4})
-				offlineSub(t, srv, "dev")
-				pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+				srv, pub := queueSetup(t, st, Options{QueueMemory: 4})
 				publishSeq(pub, 0, 20, false)
 
 				st.close()
@@ -415,9 +415,7 @@ func TestQueueMemoryPublishWhilePaging(t *testing.T) {
 		t.Run(fmt.Sprintf("readFirst=%v", readFirst), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				st := newGatedStore(readFirst)
-				srv := restored(t, st, Options{QueueMemory: 4})
-				offlineSub(t, srv, "dev")
-				pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+				srv, pub := queueSetup(t, st, Options{QueueMemory: 4})
 				publishSeq(pub, 0, 12, false)
 
 				st.close()
@@ -438,9 +436,7 @@ func TestQueueMemoryPublishWhilePaging(t *testing.T) {
 	t.Run("DropOldest", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newGatedStore(true)
-			srv := restored(t, st, Options{QueueMemory: 2, MaxQueued: 6, QueueOverflow: DropOldest})
-			offlineSub(t, srv, "dev")
-			pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+			srv, pub := queueSetup(t, st, Options{QueueMemory: 2, MaxQueued: 6, QueueOverflow: DropOldest})
 			publishSeq(pub, 0, 6, false) // head 0 1, store 2 .. 5
 
 			st.close()
@@ -469,9 +465,7 @@ func TestQueueMemoryPublishWhilePaging(t *testing.T) {
 func TestQueueMemoryResumeWithoutExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.NewDurable()
-		srv := restored(t, st, Options{QueueMemory: 3})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 3})
 		publishSeq(pub, 0, 10, false)
 		dev, ack := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "dev", Props: packet.Properties{ReceiveMaximum: 2}})
 		if !ack.SessionPresent {
@@ -493,9 +487,7 @@ func TestQueueMemoryResumeWithoutExpiry(t *testing.T) {
 func TestQueueMemoryExpiredOnDisk(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.NewDurable()
-		srv := restored(t, st, Options{QueueMemory: 2})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 2})
 		for i := range 8 {
 			p := packet.Publish{Topic: "q", Payload: []byte(strconv.Itoa(i)), QoS: 1, PacketID: uint16(i + 1)}
 			if i%2 == 1 {
@@ -638,9 +630,7 @@ func publishRaw(nc net.Conn, r *packet.Reader, from, to int) error {
 func TestQueueMemoryLostRecord(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memory.NewDurable()
-		srv := restored(t, st, Options{QueueMemory: 2})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 2})
 		publishSeq(pub, 0, 10, false)              // message i has Seq i+1; 2 .. 9 are in the store only
 		st.Append(store.DeleteDelivery("dev", 5))  // message 4: within a page
 		st.Append(store.DeleteDelivery("dev", 10)) // message 9: the last
@@ -683,9 +673,7 @@ func (s *readFailStore) Deliveries(ctx context.Context, cid string, after uint64
 func TestQueueMemoryReadErrorsBackOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &readFailStore{Store: memory.NewDurable(), fails: 3}
-		srv := restored(t, st, Options{QueueMemory: 4, Logger: slog.New(slog.DiscardHandler)})
-		offlineSub(t, srv, "dev")
-		pub, _ := pipeConnect(t, srv, packet.V5, packet.Connect{ClientID: "pub", CleanStart: true})
+		srv, pub := queueSetup(t, st, Options{QueueMemory: 4, Logger: slog.New(slog.DiscardHandler)})
 		const n = 20
 		publishSeq(pub, 0, n, false)
 		wantQueued(t, srv, 4, n-4)

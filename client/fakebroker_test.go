@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilmq/vigil/client"
 	"github.com/vigilmq/vigil/packet"
 )
 
@@ -109,6 +111,16 @@ func (fb *fakeBroker) accept(t testing.TB, d time.Duration) *fakeConn {
 	case <-time.After(d):
 		t.Fatalf("no connection within %v", d)
 		return nil
+	}
+}
+
+// connect connects c to fb, which answers with a plain CONNACK, within
+// ctx.
+func (fb *fakeBroker) connect(t *testing.T, c *client.Client, ctx context.Context) {
+	t.Helper()
+	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

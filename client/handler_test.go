@@ -29,13 +29,7 @@ func TestHandlersPerFilter(t *testing.T) {
 		c := newPipeClient(t, pn, client.Config{Servers: []string{"broker:1883"}, ClientID: "handlers", KeepAlive: -1,
 			DefaultHandler: handler("D")})
 		ctx := context.Background()
-		connected := make(chan error, 1)
-		go func() { connected <- c.Connect(ctx) }()
-		fc := pn.accept(t)
-		fc.connack(t, &packet.Connack{})
-		if err := <-connected; err != nil {
-			t.Fatal(err)
-		}
+		fc := connectPipe(t, pn, c)
 		in := fc.packets()
 		// ack answers the next SUBSCRIBE or UNSUBSCRIBE with codes.
 		ack := func(codes ...packet.ReasonCode) {
@@ -120,13 +114,7 @@ func TestSubscribeNotSentKeepsHandler(t *testing.T) {
 		ev.install(&cfg)
 		c := newPipeClient(t, pn, cfg)
 		ctx := context.Background()
-		connected := make(chan error, 1)
-		go func() { connected <- c.Connect(ctx) }()
-		fc := pn.accept(t)
-		fc.connack(t, &packet.Connack{})
-		if err := <-connected; err != nil {
-			t.Fatal(err)
-		}
+		fc := connectPipe(t, pn, c)
 		in := fc.packets()
 		done := make(chan error, 1)
 		go func() { _, err := c.Subscribe(ctx, client.Sub("f/+", 1, handler("H1"))); done <- err }()

@@ -133,29 +133,13 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pn := newPipeNet()
 		ev := newEvents()
-		release := make(chan struct{})
-		var mu sync.Mutex
-		var handled []string
+		h := newBlockedHandler(t)
 		cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "slow", KeepAlive: 10 * time.Second,
-			MessageBuffer: 2,
-			DefaultHandler: func(m *packet.Publish) {
-				<-release
-				mu.Lock()
-				handled = append(handled, string(m.Payload))
-				mu.Unlock()
-			}}
+			MessageBuffer: 2, DefaultHandler: h.handle}
 		ev.install(&cfg)
 		c := newPipeClient(t, pn, cfg)
-		var once sync.Once
-		unblock := func() { once.Do(func() { close(release) }) }
-		t.Cleanup(unblock) // runs before the client's cleanup
-		connected := make(chan error, 1)
-		go func() { connected <- c.Connect(context.Background()) }()
-		fc := pn.accept(t)
-		fc.connack(t, &packet.Connack{})
-		if err := <-connected; err != nil {
-			t.Fatal(err)
-		}
+		unblock := h.unblock
+		fc := connectPipe(t, pn, c)
 		start := time.Now()
 		in := fc.packetsPong()
 		for i := 1; i <= 6; i++ {
@@ -225,10 +209,7 @@ func TestSlowHandlerDelaysNothing(t *testing.T) {
 		if fmt.Sprint(acks) != "[2 3 4 5 6]" {
 			t.Fatalf("PUBACKs after the handler returned: %v, want [2 3 4 5 6]", acks)
 		}
-		mu.Lock()
-		got := fmt.Sprint(handled)
-		mu.Unlock()
-		if got != "[1 2 3 4 5 6]" {
+		if got := h.handled(); got != "[1 2 3 4 5 6]" {
 			t.Fatalf("handled %s, want [1 2 3 4 5 6] in order", got)
 		}
 		if err := c.Disconnect(context.Background(), packet.NormalDisconnection); err != nil {
@@ -252,29 +233,13 @@ func TestMessageBufferQoS0(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				pn := newPipeNet()
 				ev := newEvents()
-				release := make(chan struct{})
-				var mu sync.Mutex
-				var handled []string
+				h := newBlockedHandler(t)
 				cfg := client.Config{Servers: []string{"broker:1883"}, ClientID: "qos0", KeepAlive: 10 * time.Second,
-					MessageBuffer: 2, DropQoS0WhenFull: drop,
-					DefaultHandler: func(m *packet.Publish) {
-						<-release
-						mu.Lock()
-						handled = append(handled, string(m.Payload))
-						mu.Unlock()
-					}}
+					MessageBuffer: 2, DropQoS0WhenFull: drop, DefaultHandler: h.handle}
 				ev.install(&cfg)
 				c := newPipeClient(t, pn, cfg)
-				var once sync.Once
-				unblock := func() { once.Do(func() { close(release) }) }
-				t.Cleanup(unblock)
-				connected := make(chan error, 1)
-				go func() { connected <- c.Connect(context.Background()) }()
-				fc := pn.accept(t)
-				fc.connack(t, &packet.Connack{})
-				if err := <-connected; err != nil {
-					t.Fatal(err)
-				}
+				unblock := h.unblock
+				fc := connectPipe(t, pn, c)
 				// net.Pipe has no buffer: a server write blocks while the
 				// client does not read. So PINGREQs are answered only when
 				// the client reads on (drop); otherwise no read deadline
@@ -362,13 +327,43 @@ func TestMessageBufferQoS0(t *testing.T) {
 				if drop {
 					want = "[1 2 3 q1]"
 				}
-				mu.Lock()
-				got := fmt.Sprint(handled)
-				mu.Unlock()
-				if got != want {
+				if got := h.handled(); got != want {
 					t.Fatalf("handled %s, want %s", got, want)
 				}
 			})
 		})
 	}
+}
+
+// blockedHandler is a message handler that waits until unblock, then
+// records the payloads it handled.
+type blockedHandler struct {
+	release chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	got     []string
+}
+
+// newBlockedHandler returns a blocked handler, unblocked when the test
+// ends at the latest (before the client's cleanup).
+func newBlockedHandler(t *testing.T) *blockedHandler {
+	h := &blockedHandler{release: make(chan struct{})}
+	t.Cleanup(h.unblock)
+	return h
+}
+
+func (h *blockedHandler) handle(m *packet.Publish) {
+	<-h.release
+	h.mu.Lock()
+	h.got = append(h.got, string(m.Payload))
+	h.mu.Unlock()
+}
+
+func (h *blockedHandler) unblock() { h.once.Do(func() { close(h.release) }) }
+
+// handled returns the payloads handled so far, as "[a b ...]".
+func (h *blockedHandler) handled() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return fmt.Sprint(h.got)
 }

@@ -116,6 +116,20 @@ func newPipeClient(t *testing.T, pn *pipeNet, cfg client.Config) *client.Client 
 }
 
 // accept returns the next connection's server end.
+// connectPipe connects c through pn: the fake server accepts and sends a
+// plain CONNACK. It returns the server's side of the connection.
+func connectPipe(t *testing.T, pn *pipeNet, c *client.Client) *fakeConn {
+	t.Helper()
+	connected := make(chan error, 1)
+	go func() { connected <- c.Connect(context.Background()) }()
+	fc := pn.accept(t)
+	fc.connack(t, &packet.Connack{})
+	if err := <-connected; err != nil {
+		t.Fatal(err)
+	}
+	return fc
+}
+
 func (pn *pipeNet) accept(t testing.TB) *fakeConn {
 	t.Helper()
 	return recv(t, pn.conns, time.Hour, "a connection")

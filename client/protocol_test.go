@@ -90,10 +90,7 @@ func TestQoS2ResumeInPubrelStage(t *testing.T) {
 			c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "qos2", SessionExpiry: 60,
 				MinRetryInterval: 10 * time.Millisecond, MaxRetryInterval: 50 * time.Millisecond})
 			ctx := ctxT(t, 10*time.Second)
-			go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-			if err := c.Connect(ctx); err != nil {
-				t.Fatal(err)
-			}
+			fb.connect(t, c, ctx)
 			done := make(chan error, 1)
 			go func() { done <- c.Publish(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("y")}) }()
 			fb.mu.Lock()
@@ -145,10 +142,7 @@ func TestFileStoreQoS2ResumeAfterRestart(t *testing.T) {
 
 	// "Process 1": PUBLISH, PUBREC, PUBREL, then it dies.
 	c1 := newClient(t, cfg())
-	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-	if err := c1.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	fb.connect(t, c1, ctx)
 	if err := c1.PublishAsync(ctx, &packet.Publish{Topic: "q2", QoS: 2, Payload: []byte("z")}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,10 +206,7 @@ func TestInboundQoS2ExactlyOnce(t *testing.T) {
 	got := newCollector()
 	c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "in2", DefaultHandler: got.handle})
 	ctx := ctxT(t, 10*time.Second)
-	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-	if err := c.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	fb.connect(t, c, ctx)
 	fb.mu.Lock()
 	fc := fb.all[0]
 	fb.mu.Unlock()
@@ -657,10 +648,7 @@ func TestDisconnectContextEnded(t *testing.T) {
 		fb := newFakeBroker(t, nil)
 		snap := leakcheck.Take()
 		c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "dc-cancelled"})
-		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
-			t.Fatal(err)
-		}
+		fb.connect(t, c, ctxT(t, 5*time.Second))
 		start := time.Now()
 		err := c.Disconnect(cancelled, packet.NormalDisconnection)
 		if !errors.Is(err, context.Canceled) {
@@ -684,10 +672,7 @@ func TestDisconnectContextEnded(t *testing.T) {
 		fb := newFakeBroker(t, nil)
 		snap := leakcheck.Take()
 		c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "dc-drain"})
-		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
-			t.Fatal(err)
-		}
+		fb.connect(t, c, ctxT(t, 5*time.Second))
 		if err := c.PublishAsync(ctxT(t, 5*time.Second), &packet.Publish{Topic: "never/acked", QoS: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -718,10 +703,7 @@ func TestDisconnectContextEnded(t *testing.T) {
 				entered <- struct{}{}
 				<-release
 			}})
-		go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-		if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
-			t.Fatal(err)
-		}
+		fb.connect(t, c, ctxT(t, 5*time.Second))
 		fb.mu.Lock()
 		fc := fb.all[0]
 		fb.mu.Unlock()
@@ -842,10 +824,7 @@ func TestInboundTopicAlias(t *testing.T) {
 	fb := newFakeBroker(t, nil)
 	got := newCollector()
 	c := newClient(t, client.Config{Servers: []string{fb.addr}, ClientID: "inalias", TopicAliasMaximum: 4, DefaultHandler: got.handle})
-	go func() { fb.accept(t, 5*time.Second).connack(t, &packet.Connack{}) }()
-	if err := c.Connect(ctxT(t, 5*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	fb.connect(t, c, ctxT(t, 5*time.Second))
 	fb.mu.Lock()
 	fc := fb.all[0]
 	fb.mu.Unlock()

@@ -70,12 +70,7 @@ func TestConnectRetry(t *testing.T) {
 			ev.install(&cfg)
 			c := newPipeClient(t, pn, cfg)
 			start := time.Now()
-			connected := make(chan error, 1)
-			go func() { connected <- c.Connect(context.Background()) }()
-			pn.accept(t).connack(t, &packet.Connack{})
-			if err := <-connected; err != nil {
-				t.Fatal(err)
-			}
+			connectPipe(t, pn, c)
 			var at []time.Duration
 			for _, d := range pn.dialLog() {
 				at = append(at, d.at.Sub(start))

@@ -27,13 +27,7 @@ func TestSessionRestoreOrder(t *testing.T) {
 		ev.install(&cfg)
 		c := newPipeClient(t, pn, cfg)
 		ctx := context.Background()
-		connected := make(chan error, 1)
-		go func() { connected <- c.Connect(ctx) }()
-		fc := pn.accept(t)
-		fc.connack(t, &packet.Connack{})
-		if err := <-connected; err != nil {
-			t.Fatal(err)
-		}
+		fc := connectPipe(t, pn, c)
 		recv(t, ev.connect, time.Second, "OnConnect")
 
 		// Two SUBSCRIBE packets: one with a Subscription Identifier and two

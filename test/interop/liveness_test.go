@@ -205,10 +205,11 @@ func sentinel(t *testing.T, b *testBroker, payload string) {
 	p.disconnect(t)
 }
 
-// expectOnlySentinel asserts that the first message each subscriber prints
-// is the sentinel: no Will came before it.
-func expectOnlySentinel(t *testing.T, subs []subscriber, payload, why string) {
+// expectOnlySentinel publishes a sentinel and asserts that the first
+// message each subscriber prints is that sentinel: no Will came before it.
+func expectOnlySentinel(t *testing.T, b *testBroker, subs []subscriber, payload, why string) {
 	t.Helper()
+	sentinel(t, b, payload)
 	for _, s := range subs {
 		if m := s.nextMsg(waitTimeout); m.Payload != payload {
 			t.Errorf("%s got %v before the sentinel: %s", s.name, m, why)
@@ -292,8 +293,7 @@ func TestWillCancelledByResume(t *testing.T) {
 		t.Errorf("CONNACK Session Present = 0 on reconnecting with Clean Start 0 within the session expiry")
 	}
 	expectNoMsgUntil(t, subs, lost.Add(4*time.Second), "the will of a session resumed before the will delay must not be published")
-	sentinel(t, b, "sentinel-b")
-	expectOnlySentinel(t, subs, "sentinel-b", "no will expected")
+	expectOnlySentinel(t, b, subs, "sentinel-b", "no will expected")
 	c2.disconnect(0x00)
 }
 
@@ -306,15 +306,13 @@ func TestNoWillOnNormalDisconnect(t *testing.T) {
 	subs := startWillSubscribers(t, b)
 	c, _ := rawConnect(t, b, willConnect("will-c0", "gone-c0", true, 60, 0, 0))
 	c.disconnect(0x00)
-	sentinel(t, b, "sentinel-c0")
-	expectOnlySentinel(t, subs, "sentinel-c0", "DISCONNECT 0x00 must discard the will")
+	expectOnlySentinel(t, b, subs, "sentinel-c0", "DISCONNECT 0x00 must discard the will")
 
 	c, _ = rawConnect(t, b, willConnect("will-c1", "gone-c1", true, 60, 1, 60))
 	disconnected := time.Now()
 	c.disconnect(0x00)
 	expectNoMsgUntil(t, subs, disconnected.Add(2*time.Second), "DISCONNECT 0x00 must discard a delayed will")
-	sentinel(t, b, "sentinel-c1")
-	expectOnlySentinel(t, subs, "sentinel-c1", "DISCONNECT 0x00 must discard a delayed will")
+	expectOnlySentinel(t, b, subs, "sentinel-c1", "DISCONNECT 0x00 must discard a delayed will")
 }
 
 // (c') DISCONNECT 0x04 (Disconnect with Will Message) publishes the Will,
@@ -620,8 +618,7 @@ func TestTakeoverWithWill(t *testing.T) {
 			t.Errorf("CONNACK Session Present = 0 on a Clean Start 0 takeover")
 		}
 		expectNoMsgUntil(t, subs, takeover.Add(3*time.Second), "the session continues on the new connection: no will")
-		sentinel(t, b, "sentinel-t300")
-		expectOnlySentinel(t, subs, "sentinel-t300", "no will after a Clean Start 0 takeover of a session that continues")
+		expectOnlySentinel(t, b, subs, "sentinel-t300", "no will after a Clean Start 0 takeover of a session that continues")
 		c2.disconnect(0x00)
 	})
 }
