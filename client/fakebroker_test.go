@@ -59,20 +59,12 @@ func (fb *fakeBroker) acceptLoop() {
 		fb.wg.Add(1)
 		go func() {
 			defer fb.wg.Done()
-			fc := &fakeConn{nc: nc, rd: packet.NewReader(nc)}
 			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			h, body, err := fc.rd.Next()
-			if err != nil || h.Type != packet.CONNECT {
-				nc.Close()
-				return
-			}
-			var cp packet.Connect
-			if err := cp.Decode(h, body); err != nil {
-				nc.Close()
+			fc := readConnect(nc)
+			if fc == nil {
 				return
 			}
 			nc.SetReadDeadline(time.Time{})
-			fc.connect, fc.v, fc.at = cp.Clone(), cp.Version, time.Now()
 			fb.mu.Lock()
 			fb.all = append(fb.all, fc)
 			fb.mu.Unlock()
@@ -100,6 +92,25 @@ func (fb *fakeBroker) close() {
 	fb.l.Close()
 	fb.closeConns()
 	fb.wg.Wait()
+}
+
+// readConnect reads the client's CONNECT from nc and returns the server's
+// side of the connection, or nil (nc closed) if the first packet is not a
+// valid CONNECT.
+func readConnect(nc net.Conn) *fakeConn {
+	fc := &fakeConn{nc: nc, rd: packet.NewReader(nc)}
+	h, body, err := fc.rd.Next()
+	if err != nil || h.Type != packet.CONNECT {
+		nc.Close()
+		return nil
+	}
+	var cp packet.Connect
+	if err := cp.Decode(h, body); err != nil {
+		nc.Close()
+		return nil
+	}
+	fc.connect, fc.v, fc.at = cp.Clone(), cp.Version, time.Now()
+	return fc
 }
 
 // accept waits for the next connection.

@@ -54,19 +54,9 @@ func (pn *pipeNet) dial(_ context.Context, _, addr string) (net.Conn, error) {
 	pn.servers = append(pn.servers, sv)
 	pn.mu.Unlock()
 	go func() {
-		fc := &fakeConn{nc: sv, rd: packet.NewReader(sv)}
-		h, body, err := fc.rd.Next()
-		if err != nil || h.Type != packet.CONNECT {
-			sv.Close()
-			return
+		if fc := readConnect(sv); fc != nil {
+			pn.conns <- fc
 		}
-		var cp packet.Connect
-		if err := cp.Decode(h, body); err != nil {
-			sv.Close()
-			return
-		}
-		fc.connect, fc.v, fc.at = cp.Clone(), cp.Version, time.Now()
-		pn.conns <- fc
 	}()
 	return cl, nil
 }

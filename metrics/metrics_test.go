@@ -25,14 +25,7 @@ import (
 // message, and the exit by reason code.
 func TestScrape(t *testing.T) {
 	srv := broker.New(broker.Options{Logger: slog.New(slog.DiscardHandler)})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(srv))
+	l, reg := serveWithMetrics(t, srv)
 	web := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer web.Close()
 
@@ -94,14 +87,7 @@ func TestScrapeQueueGauges(t *testing.T) {
 	if err := srv.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	defer srv.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.NewCollector(srv))
+	l, reg := serveWithMetrics(t, srv)
 
 	send := func(nc net.Conn, p packet.Packet) {
 		t.Helper()
@@ -169,4 +155,19 @@ func TestScrapeQueueGauges(t *testing.T) {
 			t.Errorf("gauges lack %q:\n%s", want, body.String())
 		}
 	}
+}
+
+// serveWithMetrics serves srv on a loopback listener, closed with the test,
+// and returns the listener and a registry holding srv's collector.
+func serveWithMetrics(t *testing.T, srv *broker.Server) (net.Listener, *prometheus.Registry) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(srv))
+	return l, reg
 }
